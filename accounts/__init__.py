@@ -1,0 +1,1 @@
+"""Users, devices and sessions, registration, login, JWT and profiles."""

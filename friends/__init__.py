@@ -1,0 +1,1 @@
+"""Friend requests, friendships, blocks and user search."""

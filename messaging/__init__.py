@@ -1,0 +1,1 @@
+"""Conversations, memberships, messages, the history and group API, and the logic worker."""

@@ -1,0 +1,8 @@
+"""App config of messaging."""
+
+from django.apps import AppConfig
+
+
+class MessagingConfig(AppConfig):
+    name = "messaging"
+    verbose_name = "Messaging"
