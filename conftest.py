@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +156,33 @@ def nats_url(nats_server: str, settings: Any) -> str:
 def pytest_report_header(config: pytest.Config) -> str:
     database = os.environ.get("DATABASE_URL", "sqlite (embedded)")
     return f"database: {database}; redis: {os.environ.get('REDIS_URL') or 'none'}"
+
+
+@pytest.fixture(autouse=True)
+def _no_nats_publishing() -> Iterator[None]:
+    """Unit tests never reach a NATS server by accident; system tests restore the real sink."""
+    from imsite import publisher
+
+    previous = publisher.set_sink(lambda subject, payload: None)
+    yield
+    publisher.set_sink(previous)
+
+
+@pytest.fixture
+def capture_events(django_capture_on_commit_callbacks: Any) -> Callable[[], Any]:
+    """`with capture_events() as events: ...` runs the block, commits, and lists the user events
+    it published as [(subject, decoded event)]."""
+    from imsite import publisher
+    from imsite.events import decode_event
+
+    @contextmanager
+    def _capture() -> Iterator[list[tuple[str, Any]]]:
+        captured: list[tuple[str, Any]] = []
+        previous = publisher.set_sink(lambda subject, payload: captured.append((subject, decode_event(payload))))
+        try:
+            with django_capture_on_commit_callbacks(execute=True):
+                yield captured
+        finally:
+            publisher.set_sink(previous)
+
+    return _capture
