@@ -15,6 +15,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("health", HealthView.as_view(), name="health"),
     path("", include("accounts.api.urls")),
     path("", include("friends.api.urls")),
+    path("", include("messaging.api.urls")),
 ]
 
 urlpatterns = [
