@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.core.cache import cache
@@ -21,6 +22,25 @@ from rest_framework.test import APIClient
 from accounts.models import User
 
 PASSWORD = "Corr3ct-Horse-Battery"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_per_worker() -> Iterator[None]:
+    """With Redis, each xdist worker gets its own database: clearing one worker's cache (a FLUSHDB)
+    must not reset another worker's throttle counters mid-test."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    if not settings.REDIS_URL:
+        yield
+        return
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = 1 + (int(worker[2:]) if worker.startswith("gw") else 0)
+    parts = urlsplit(settings.REDIS_URL)
+    url = urlunsplit((parts.scheme, parts.netloc, f"/{index % 16}", parts.query, parts.fragment))
+    caches = {"default": {**settings.CACHES["default"], "LOCATION": url}}
+    with override_settings(CACHES=caches):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -6,9 +6,10 @@ from typing import Any, ClassVar
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 
-from imsite.models import BaseModel, LiveQuerySet, string_field
+from imsite.models import BaseModel, LiveQuerySet, string_field, text_field
 
 
 class UserManager(BaseUserManager["User"]):
@@ -35,17 +36,15 @@ class UserManager(BaseUserManager["User"]):
 
 class User(BaseModel, AbstractBaseUser):
     # AbstractBaseUser's columns, redeclared so that they carry comments.
-    password = models.CharField(max_length=128, db_comment="Password hash (Argon2)")
+    password = string_field(128, "Password hash (Argon2)", blank=False)
     last_login = models.DateTimeField(null=True, blank=True, db_comment="Last successful login")
 
-    username = models.CharField(
-        max_length=32, unique=True, db_comment="Login name: letters, digits, underscore, dot, dash"
-    )
+    username = string_field(32, "Login name: letters, digits, underscore, dot, dash", unique=True, blank=False)
     nickname = string_field(64, "Display name")
     phone = string_field(32, "Phone number, free form")
     email = string_field(254, "Email address")
     avatar = string_field(512, "Avatar image URL")
-    bio = models.TextField(default="", blank=True, db_comment="Self description")
+    bio = text_field("Self description")
     is_active = models.BooleanField(default=True, db_comment="False once banned: cannot log in")
     is_staff = models.BooleanField(default=False, db_comment="May use the Django admin")
     is_superuser = models.BooleanField(default=False, db_comment="Holds every admin permission")
@@ -63,6 +62,10 @@ class User(BaseModel, AbstractBaseUser):
         db_table = "accounts_user"
         db_table_comment = "Registered users"
         verbose_name = "user"
+        constraints = [
+            # Usernames are unique ignoring case; login looks them up through this index.
+            models.UniqueConstraint(Lower("username"), name="user_username_ci_unique"),
+        ]
 
     def __str__(self) -> str:
         return self.username

@@ -45,4 +45,10 @@ class BaseModel(models.Model):
 def string_field(max_length: int, comment: str, **kwargs: Any) -> models.CharField[str, str]:
     """A NOT NULL DEFAULT '' string column, the convention for every string."""
     kwargs.setdefault("blank", True)
-    return models.CharField(max_length=max_length, default="", db_comment=comment, **kwargs)
+    return models.CharField(max_length=max_length, default="", db_default="", db_comment=comment, **kwargs)
+
+
+def text_field(comment: str, **kwargs: Any) -> models.TextField[str, str]:
+    """A NOT NULL DEFAULT '' text column."""
+    kwargs.setdefault("blank", True)
+    return models.TextField(default="", db_default="", db_comment=comment, **kwargs)

@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "imsite",
     "accounts",
@@ -44,6 +45,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "imsite.middleware.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -120,6 +122,12 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# Static files (admin, Swagger UI) are served by WhiteNoise; in DEBUG straight from the apps.
+# Served from the apps' own static folders (scanned once at start): no collectstatic step to forget.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+# The SQLite file and collected static files live here; both need the folder to exist.
+(VAR_DIR / "static").mkdir(parents=True, exist_ok=True)
 
 # --- REST API
 THROTTLE_RATES = {
@@ -137,6 +145,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "JSON_UNDERSCOREIZE": {"no_underscore_before_number": True},
+    # 0: the client IP is REMOTE_ADDR; behind N trusted proxies, X-Forwarded-For is read N deep.
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0, minimum=0),
 }
 
 SIMPLE_JWT = {
@@ -157,6 +167,9 @@ SPECTACULAR_SETTINGS = {
     '{"code": 0, "message": "success", "data": ...}; errors carry a non-zero code.',
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "CAMELIZE_NAMES": False,
     "POSTPROCESSING_HOOKS": [
