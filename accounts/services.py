@@ -23,7 +23,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.models import Device, Platform, User
-from accounts.tokens import issue_tokens, read_refresh_token
+from accounts.tokens import TokenPair, issue_tokens, read_refresh_token
 from imsite.errors import BadCredentials, Conflict, Forbidden, InvalidInput, TokenInvalid
 from imsite.events import ProfileChanged, SessionsKicked
 from imsite.publisher import publish_user_event
@@ -31,9 +31,16 @@ from imsite.publisher import publish_user_event
 logger = logging.getLogger(__name__)
 
 USERNAME_MIN_LENGTH = 3
-USERNAME_MAX_LENGTH = 32
+USERNAME_MAX_LENGTH = User._meta.get_field("username").max_length or 0
 PASSWORD_MAX_LENGTH = 128  # bounds the hashing work one request can ask for
 BIO_MAX_LENGTH = 500
+NICKNAME_MAX_LENGTH = User._meta.get_field("nickname").max_length or 0
+PHONE_MAX_LENGTH = User._meta.get_field("phone").max_length or 0
+EMAIL_MAX_LENGTH = User._meta.get_field("email").max_length or 0
+AVATAR_MAX_LENGTH = User._meta.get_field("avatar").max_length or 0
+DEVICE_ID_MAX_LENGTH = Device._meta.get_field("device_id").max_length or 0
+IP_MAX_LENGTH = Device._meta.get_field("ip").max_length or 0
+USER_AGENT_MAX_LENGTH = Device._meta.get_field("user_agent").max_length or 0
 
 username_validator = RegexValidator(
     r"\A[A-Za-z0-9_.-]+\Z", "Use only letters, digits, underscore, dot and dash (no spaces).", code="invalid"
@@ -93,7 +100,8 @@ def _check_password(field: str, password: str, user: User) -> None:
         raise InvalidInput(f"{field}: {' '.join(exc.messages)}", field=field) from exc
 
 
-def _username_taken(username: str) -> bool:
+def username_taken(username: str) -> bool:
+    """Whether a user (live or soft-deleted) has this username in any letter case."""
     # Soft-deleted users keep their names: all_objects, so a name is never handed to a second person.
     return User.all_objects.alias(name=Lower("username")).filter(name=username.lower()).exists()
 
@@ -102,11 +110,15 @@ def _live_user_by_username(username: str) -> User | None:
     return User.objects.alias(name=Lower("username")).filter(name=username.lower()).first()
 
 
-def _revoke_sessions(user_id: int, reason: RevokeReason, *, session_id: int | None = None) -> list[int]:
-    """Ends the live sessions of a user (or one of them); returns the ids of those it ended."""
+def _revoke_sessions(
+    user_id: int, reason: RevokeReason, *, session_id: int | None = None, device_id: str | None = None
+) -> list[int]:
+    """Ends the live sessions of a user (all, one session, or those of one device); returns their ids."""
     live = Device.objects.select_for_update().filter(user_id=user_id, revoked_at__isnull=True)
     if session_id is not None:
         live = live.filter(id=session_id)
+    if device_id is not None:
+        live = live.filter(device_id=device_id)
     ids = list(live.values_list("id", flat=True))
     if ids:
         now = timezone.now()
@@ -116,15 +128,15 @@ def _revoke_sessions(user_id: int, reason: RevokeReason, *, session_id: int | No
     return ids
 
 
-def _session_tokens(user: User, device: Device, access: str, refresh: str) -> SessionTokens:
+def _session_tokens(user: User, device: Device, pair: TokenPair) -> SessionTokens:
     return SessionTokens(
         user_id=user.id,
         session_id=device.id,
         device_id=device.device_id,
-        access_token=access,
-        refresh_token=refresh,
-        expires_at=timezone.now(),
-        refresh_expires_at=device.refresh_expires_at,
+        access_token=pair.access,
+        refresh_token=pair.refresh,
+        expires_at=pair.expires_at,
+        refresh_expires_at=pair.refresh_expires_at,
     )
 
 
@@ -134,15 +146,17 @@ def register_user(*, username: str, password: str, nickname: str = "", phone: st
     _check_length("username", username, USERNAME_MAX_LENGTH, USERNAME_MIN_LENGTH)
     _check("username", username_validator, username)
     nickname = nickname.strip() or username
-    _check_length("nickname", nickname, User._meta.get_field("nickname").max_length or 0)
+    _check_length("nickname", nickname, NICKNAME_MAX_LENGTH)
     if phone:
+        _check_length("phone", phone, PHONE_MAX_LENGTH)
         _check("phone", phone_validator, phone)
     if email:
-        _check_length("email", email, User._meta.get_field("email").max_length or 0)
+        _check_length("email", email, EMAIL_MAX_LENGTH)
         _check("email", email_validator, email)
+        email = User.objects.normalize_email(email)
     user = User(username=username, nickname=nickname, phone=phone, email=email)
     _check_password("password", password, user)
-    if _username_taken(username):
+    if username_taken(username):
         raise Conflict(f"username: '{username}' is already taken; choose another.", field="username")
     user.set_password(password)
     try:
@@ -169,6 +183,11 @@ def login_user(
     (it is revoked with reason "replaced" and kicked). Unknown usernames and wrong passwords get the
     same error after the same hashing work; a banned user is told so only after a right password.
     """
+    device_id = device_id or uuid.uuid4().hex
+    _check_length("deviceId", device_id, DEVICE_ID_MAX_LENGTH)
+    _check("deviceId", device_id_validator, device_id)
+    if platform not in Platform.values:
+        platform = Platform.OTHER
     user = _live_user_by_username(username)
     if user is None:
         make_password(password)  # same cost as a real check: response time does not reveal the name
@@ -177,27 +196,16 @@ def login_user(
         raise BadCredentials(BAD_CREDENTIALS_MESSAGE)
     if not user.is_active:
         raise Forbidden(BANNED_MESSAGE)
-    device_id = device_id or uuid.uuid4().hex
-    _check_length("deviceId", device_id, Device._meta.get_field("device_id").max_length or 0)
-    _check("deviceId", device_id_validator, device_id)
-    if platform not in Platform.values:
-        platform = Platform.OTHER
     now = timezone.now()
     with transaction.atomic():
-        replaced = (
-            Device.objects.filter(user=user, device_id=device_id, revoked_at__isnull=True).values_list("id", flat=True)
-            if device_id
-            else []
-        )
-        for session_id in list(replaced):
-            if _revoke_sessions(user.id, "replaced", session_id=session_id):
-                publish_user_event(SessionsKicked(user_id=user.id, session_id=session_id, reason="replaced"))
+        for session_id in _revoke_sessions(user.id, "replaced", device_id=device_id):
+            publish_user_event(SessionsKicked(user_id=user.id, session_id=session_id, reason="replaced"))
         device = Device(
             user=user,
             device_id=device_id,
             platform=platform,
-            ip=ip[:45],
-            user_agent=user_agent[:256],
+            ip=ip[:IP_MAX_LENGTH],
+            user_agent=user_agent[:USER_AGENT_MAX_LENGTH],
             last_seen_at=now,
         )
         tokens = issue_tokens(user, device.id)
@@ -207,15 +215,7 @@ def login_user(
         user.last_login = now
         user.save(update_fields=["last_login", "updated_at"])
     logger.info("user logged in", extra={"userId": str(user.id), "sessionId": str(device.id)})
-    return SessionTokens(
-        user_id=user.id,
-        session_id=device.id,
-        device_id=device.device_id,
-        access_token=tokens.access,
-        refresh_token=tokens.refresh,
-        expires_at=tokens.expires_at,
-        refresh_expires_at=tokens.refresh_expires_at,
-    )
+    return _session_tokens(user, device, tokens)
 
 
 def refresh_session(*, refresh_token: str) -> SessionTokens:
@@ -226,9 +226,7 @@ def refresh_session(*, refresh_token: str) -> SessionTokens:
     """
     claims = read_refresh_token(refresh_token)
     with transaction.atomic():
-        device = (
-            Device.objects.select_related("user").filter(id=claims.session_id, user_id=claims.user_id).first()
-        )
+        device = Device.objects.select_related("user").filter(id=claims.session_id, user_id=claims.user_id).first()
         if device is None or not device.is_live:
             raise TokenInvalid(SESSION_ENDED_MESSAGE)
         user = device.user
@@ -246,20 +244,10 @@ def refresh_session(*, refresh_token: str) -> SessionTokens:
     if not rotated:
         with transaction.atomic():
             if _revoke_sessions(user.id, "reuse", session_id=device.id):
-                # SessionsKicked has no "reuse" reason (imsite/events.py): "logout" closes the
-                # connections the same way until it gains one.
-                publish_user_event(SessionsKicked(user_id=user.id, session_id=device.id, reason="logout"))
+                publish_user_event(SessionsKicked(user_id=user.id, session_id=device.id, reason="reuse"))
         logger.warning("refresh token reused", extra={"userId": str(user.id), "sessionId": str(device.id)})
         raise TokenInvalid(REUSED_REFRESH_MESSAGE)
-    return SessionTokens(
-        user_id=user.id,
-        session_id=device.id,
-        device_id=device.device_id,
-        access_token=tokens.access,
-        refresh_token=tokens.refresh,
-        expires_at=tokens.expires_at,
-        refresh_expires_at=tokens.refresh_expires_at,
-    )
+    return _session_tokens(user, device, tokens)
 
 
 def logout_session(user: User, *, refresh_token: str) -> bool:
@@ -290,11 +278,11 @@ def update_profile(
     changes: dict[str, str] = {}
     if nickname is not None:
         nickname = nickname.strip()
-        _check_length("nickname", nickname, User._meta.get_field("nickname").max_length or 0)
+        _check_length("nickname", nickname, NICKNAME_MAX_LENGTH)
         changes["nickname"] = nickname or user.username
     if avatar is not None:
         avatar = avatar.strip()
-        _check_length("avatar", avatar, User._meta.get_field("avatar").max_length or 0)
+        _check_length("avatar", avatar, AVATAR_MAX_LENGTH)
         if avatar:
             _check("avatar", avatar_validator, avatar)
         changes["avatar"] = avatar
@@ -304,13 +292,15 @@ def update_profile(
     if phone is not None:
         phone = phone.strip()
         if phone:
+            _check_length("phone", phone, PHONE_MAX_LENGTH)
             _check("phone", phone_validator, phone)
         changes["phone"] = phone
     if email is not None:
         email = email.strip()
         if email:
-            _check_length("email", email, User._meta.get_field("email").max_length or 0)
+            _check_length("email", email, EMAIL_MAX_LENGTH)
             _check("email", email_validator, email)
+            email = User.objects.normalize_email(email)
         changes["email"] = email
     changed = [name for name, value in changes.items() if getattr(user, name) != value]
     if not changed:
@@ -323,15 +313,15 @@ def update_profile(
     return user
 
 
-def _replace_password(user: User, password: str, reason: Literal["password_change"]) -> None:
-    """New password hash, token version bumped, every session ended and kicked."""
+def _replace_password(user: User, password: str | None) -> None:
+    """New password hash (None: password login disabled), token version bumped, every session kicked."""
     with transaction.atomic():
         locked = User.all_objects.select_for_update().get(id=user.id)
         locked.set_password(password)
         locked.token_version += 1
         locked.save(update_fields=["password", "token_version", "updated_at"])
-        _revoke_sessions(user.id, reason)
-        publish_user_event(SessionsKicked(user_id=user.id, session_id=0, reason=reason))
+        _revoke_sessions(user.id, "password_change")
+        publish_user_event(SessionsKicked(user_id=user.id, session_id=0, reason="password_change"))
     user.password, user.token_version = locked.password, locked.token_version
 
 
@@ -342,15 +332,19 @@ def change_password(user: User, *, old_password: str, new_password: str) -> None
     if new_password == old_password:
         raise InvalidInput("newPassword: must differ from the current password.", field="newPassword")
     _check_password("newPassword", new_password, user)
-    _replace_password(user, new_password, "password_change")
+    _replace_password(user, new_password)
     logger.info("password changed", extra={"userId": str(user.id)})
 
 
-def reset_password(user: User, *, new_password: str, acting_user: User) -> None:
-    """An administrator sets a user's password; the user's sessions end as on a change."""
-    _check_password("newPassword", new_password, user)
-    _replace_password(user, new_password, "password_change")
-    logger.info("password reset by admin", extra={"userId": str(user.id), "actingUserId": str(acting_user.id)})
+def reset_password(user: User, *, new_password: str | None, acting_user: User | None = None) -> None:
+    """An administrator sets a user's password (None disables password login); sessions end as on a change."""
+    if new_password is not None:
+        _check_password("newPassword", new_password, user)
+    _replace_password(user, new_password)
+    logger.info(
+        "password reset by admin",
+        extra={"userId": str(user.id), "actingUserId": str(acting_user.id) if acting_user else None},
+    )
 
 
 def ban_user(user: User, *, acting_user: User | None = None) -> bool:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from accounts.models import Device, User
@@ -46,7 +47,8 @@ def _lifetime(name: str) -> timedelta:
 
 
 def _claim_name(name: str) -> str:
-    return str(settings.SIMPLE_JWT[name])
+    # simplejwt's api_settings: SIMPLE_JWT with simplejwt's defaults for what it leaves out (JTI_CLAIM).
+    return str(getattr(jwt_settings, name))
 
 
 def issue_tokens(user: User, session_id: int) -> TokenPair:

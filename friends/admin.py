@@ -6,7 +6,7 @@ friends.services. The changes an operator needs are admin actions that call thos
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -16,8 +16,13 @@ from friends import services
 from friends.models import Block, FriendRequest, Friendship
 from imsite.errors import ServiceError
 
+if TYPE_CHECKING:
+    _ModelAdmin = admin.ModelAdmin[Any]
+else:  # ModelAdmin is generic only in django-stubs, not at runtime
+    _ModelAdmin = admin.ModelAdmin
 
-class _ReadOnlyAdmin(admin.ModelAdmin[Any]):
+
+class _ReadOnlyAdmin(_ModelAdmin):
     """Lists every row, soft-deleted ones too (filter on `deleted`); no add, edit or delete."""
 
     list_per_page = 50
@@ -57,11 +62,16 @@ class FriendshipAdmin(_ReadOnlyAdmin):
     @admin.action(description="End the selected friendships (both directions)")
     def end_friendships(self, request: HttpRequest, queryset: QuerySet[Friendship]) -> None:
         ended = 0
+        seen: set[frozenset[int]] = set()
         for friendship in queryset.filter(deleted=False).select_related("user"):
+            pair = frozenset((friendship.user_id, friendship.friend_id))
+            if pair in seen:  # both directions were selected: one removal ends both
+                continue
+            seen.add(pair)
             try:
                 services.remove_friend(friendship.user, friend_id=friendship.friend_id)
                 ended += 1
-            except ServiceError as exc:  # already ended through its other direction in this batch
+            except ServiceError as exc:  # ended meanwhile by the users themselves
                 self.message_user(request, f"{friendship}: {exc.message}", messages.WARNING)
         self.message_user(request, f"Ended {ended} friendship(s).", messages.SUCCESS)
 

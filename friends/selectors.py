@@ -5,8 +5,7 @@ Writes and rules live in friends/services.py; nothing here changes a row.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
+import logging
 from collections.abc import Collection, Iterable
 
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
@@ -14,7 +13,7 @@ from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from accounts.models import User
 from friends.models import Block, FriendRequest, Friendship, RequestStatus
 
-PRESENCE_MODULE = "realtime.presence"
+logger = logging.getLogger(__name__)
 
 
 def are_friends(user_id: int, other_id: int) -> bool:
@@ -31,25 +30,25 @@ def is_blocked_either_way(user_id: int, other_id: int) -> bool:
 
 def friend_ids(user_id: int) -> list[int]:
     """Ids of the user's friends (soft-deleted users left out), in no particular order."""
-    return list(
-        Friendship.objects.filter(user_id=user_id, friend__deleted=False).values_list("friend_id", flat=True)
-    )
+    return list(Friendship.objects.filter(user_id=user_id, friend__deleted=False).values_list("friend_id", flat=True))
 
 
 def online_user_ids(user_ids: Iterable[int]) -> set[int]:
-    """The subset of user_ids with at least one live session.
+    """The subset of user_ids with at least one live connection, from the presence store.
 
-    Presence (user location) belongs to the realtime app: once `realtime.presence` exists it must
-    offer a synchronous `online_user_ids(user_ids: list[int]) -> set[int]`, and this function asks
-    it. Until that module exists nobody is reported online: an empty set, never a guess. Errors
-    raised by the presence layer propagate; they are not turned into "offline".
+    When the store cannot be reached the friends list still loads: everyone shows offline and the
+    failure is logged as an error.
     """
+    from realtime.presence import online_user_ids as lookup
+
     ids = list(dict.fromkeys(user_ids))
-    if not ids or importlib.util.find_spec(PRESENCE_MODULE) is None:
+    if not ids:
         return set()
-    presence = importlib.import_module(PRESENCE_MODULE)
-    online: Iterable[int] = presence.online_user_ids(ids)
-    return set(online) & set(ids)
+    try:
+        return lookup(ids) & set(ids)
+    except (TimeoutError, OSError) as exc:
+        logger.error("presence unavailable: friends shown offline", extra={"error": repr(exc)})
+        return set()
 
 
 def search_users(actor: User, *, query: str, limit: int) -> list[User]:

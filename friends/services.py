@@ -73,9 +73,11 @@ def _create_friendship(a: User, b: User) -> None:
 
 def _end_friendship(user_id: int, other_id: int) -> int:
     """Soft-deletes both direction rows; returns how many there were."""
-    return Friendship.objects.get_queryset().filter(
-        Q(user_id=user_id, friend_id=other_id) | Q(user_id=other_id, friend_id=user_id)
-    ).soft_delete()
+    return (
+        Friendship.objects.get_queryset()
+        .filter(Q(user_id=user_id, friend_id=other_id) | Q(user_id=other_id, friend_id=user_id))
+        .soft_delete()
+    )
 
 
 def _settle(request: FriendRequest, status: RequestStatus) -> None:
@@ -93,6 +95,13 @@ def _accept_reverse_pending(request: FriendRequest) -> None:
     )
     if reverse is not None:
         _settle(reverse, RequestStatus.ACCEPTED)
+
+
+def _pending_exists(from_user_id: int, to_user_id: int) -> bool:
+    """The friendly early answer to a duplicate; the unique constraint is what guarantees it."""
+    return FriendRequest.objects.filter(
+        from_user_id=from_user_id, to_user_id=to_user_id, status=RequestStatus.PENDING
+    ).exists()
 
 
 def _check_not_blocked(actor: User, other: User) -> None:
@@ -113,9 +122,7 @@ def send_friend_request(actor: User, *, to_user_id: int, message: str = "") -> F
         _check_not_blocked(actor, target)
         if are_friends(actor.id, target.id):
             raise Conflict(f"You are already friends with {target.username}.", field="friendId")
-        if FriendRequest.objects.filter(
-            from_user_id=actor.id, to_user_id=target.id, status=RequestStatus.PENDING
-        ).exists():
+        if _pending_exists(actor.id, target.id):
             raise Conflict(f"You already have a pending friend request to {target.username}.", field="friendId")
         crossing = (
             FriendRequest.objects.select_for_update()

@@ -18,7 +18,7 @@ class SessionsKicked(UserEvent, tag="kick", frozen=True):
     """Close live sessions of the user: one device session (session_id) or all (session_id 0)."""
 
     session_id: int
-    reason: Literal["logout", "password_change", "ban", "replaced"]
+    reason: Literal["logout", "password_change", "ban", "replaced", "reuse"]
 
 
 class ProfileChanged(UserEvent, tag="profile", frozen=True):

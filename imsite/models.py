@@ -17,11 +17,15 @@ class LiveQuerySet(models.QuerySet[_M]):
         return self.update(deleted=True, updated_at=timezone.now())
 
 
-class LiveManager(models.Manager[_M]):
+_LiveManagerBase = models.Manager.from_queryset(LiveQuerySet)
+
+
+class LiveManager(_LiveManagerBase[_M]):
     """The default manager: soft-deleted rows are invisible unless asked for via all_objects."""
 
     def get_queryset(self) -> LiveQuerySet[_M]:
-        return LiveQuerySet(self.model, using=self._db).filter(deleted=False)
+        queryset: LiveQuerySet[_M] = super().get_queryset()  # type: ignore[assignment]
+        return queryset.filter(deleted=False)
 
 
 class BaseModel(models.Model):

@@ -101,6 +101,10 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "im"}}
 
 NATS_URL = env_str("NATS_URL", "nats://127.0.0.1:4222")
+HEARTBEAT_SECONDS = env_int("HEARTBEAT_SECONDS", 30, minimum=1)
+HEARTBEAT_TIMEOUT_SECONDS = env_int("HEARTBEAT_TIMEOUT_SECONDS", 90, minimum=2)
+# A presence entry lives this long without a refresh (a dead node's users go offline after it).
+PRESENCE_TTL_SECONDS = env_int("PRESENCE_TTL_SECONDS", 90, minimum=2)
 SNOWFLAKE_WORKER_ID = env_int("SNOWFLAKE_WORKER_ID", -1, minimum=-1, maximum=1023)
 
 AUTH_USER_MODEL = "accounts.User"
@@ -139,7 +143,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.SessionJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["imsite.api.envelope.EnvelopeJSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["djangorestframework_camel_case.parser.CamelCaseJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["imsite.api.parsers.StrictCamelCaseJSONParser"],
     "DEFAULT_THROTTLE_CLASSES": ["imsite.api.throttling.UserRateThrottle"],
     "EXCEPTION_HANDLER": "imsite.api.exceptions.envelope_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

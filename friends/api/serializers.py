@@ -10,21 +10,10 @@ from rest_framework import serializers
 from accounts.models import User
 from friends.models import Block, FriendRequest, Friendship, RequestStatus
 from friends.services import MESSAGE_MAX_LENGTH, REMARK_MAX_LENGTH
-from imsite.api.fields import IdField
+from imsite.api.fields import IdField, StrictCharField
 
 SEARCH_QUERY_MAX_LENGTH = 32
 DIRECTIONS = ("incoming", "outgoing")
-
-
-class StrictCharField(serializers.CharField):
-    """A CharField that refuses numbers and booleans instead of turning them into text."""
-
-    default_error_messages = {"not_a_string": "Must be a string."}
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("not_a_string")
-        return super().to_internal_value(data)
 
 
 # --- input
@@ -54,9 +43,7 @@ class FriendRequestListQuerySerializer(serializers.Serializer[Any]):
         parts = [part.strip() for part in value.split(",") if part.strip()]
         unknown = [part for part in parts if part not in DIRECTIONS]
         if unknown or not parts:
-            raise serializers.ValidationError(
-                f"Must be 'incoming', 'outgoing' or 'incoming,outgoing'; got {value!r}."
-            )
+            raise serializers.ValidationError(f"Must be 'incoming', 'outgoing' or 'incoming,outgoing'; got {value!r}.")
         return parts
 
 

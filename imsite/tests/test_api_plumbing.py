@@ -23,7 +23,8 @@ def test_health_reports_each_dependency_when_all_are_up(api: APIClient, nats_url
     response = api.get("/api/v1/health")
     assert response.status_code == 200, response.content
     body = response.json()
-    assert body["code"] == 0 and body["message"] == "success"
+    assert body["code"] == 0
+    assert body["message"] == "success"
     deps = body["data"]["dependencies"]
     assert deps["database"]["status"] == "ok"
     assert deps["nats"]["status"] == "ok"

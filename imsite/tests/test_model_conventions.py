@@ -27,7 +27,9 @@ def test_model_has_the_seed_columns_and_a_table_comment(model: type[models.Model
     fields = {field.name: field for field in model._meta.concrete_fields}
     assert model._meta.db_table_comment, f"{model._meta.label} has no db_table_comment"
     pk = model._meta.pk
-    assert pk is not None and pk.name == "id" and isinstance(pk, models.BigIntegerField)
+    assert pk is not None
+    assert pk.name == "id"
+    assert isinstance(pk, models.BigIntegerField)
     assert not isinstance(pk, models.AutoField), f"{model._meta.label}.id must be a snowflake, not auto-increment"
     assert isinstance(fields.get("created_at"), models.DateTimeField)
     assert isinstance(fields.get("updated_at"), models.DateTimeField)
@@ -48,7 +50,8 @@ def test_every_column_has_a_comment_no_database_foreign_key_and_no_nullable_stri
         if isinstance(field, (models.CharField, models.TextField)):
             if field.null:
                 problems.append(f"{label}: nullable string column")
-            if field.default != "" or field.db_default != "":
+            db_default = getattr(field.db_default, "value", field.db_default)
+            if field.default != "" or db_default != "":
                 problems.append(f"{label}: string column without DEFAULT '' (use imsite.models.string_field)")
     for field in model._meta.local_many_to_many:
         problems.append(f"{model._meta.label}.{field.name}: many-to-many makes a table outside the conventions")

@@ -1,0 +1,47 @@
+"""The read helpers other apps call (are_friends, is_blocked_either_way, friend_ids) and presence."""
+
+from __future__ import annotations
+
+from friends import selectors, services
+
+
+def test_alice_and_bob_are_friends_and_charlie_is_not(alice, bob, charlie, alice_and_bob_are_friends):
+    assert services.are_friends(alice.id, bob.id)
+    assert services.are_friends(bob.id, alice.id)
+    assert not services.are_friends(alice.id, charlie.id)
+    assert services.friend_ids(alice.id) == [bob.id]
+    assert services.friend_ids(charlie.id) == []
+
+
+def test_friend_ids_leave_out_deleted_users(alice, bob, charlie, befriend, alice_and_bob_are_friends):
+    befriend(alice, charlie)
+    charlie.soft_delete()
+    assert services.friend_ids(alice.id) == [bob.id]
+
+
+def test_a_block_counts_either_way(alice, charlie):
+    assert not services.is_blocked_either_way(alice.id, charlie.id)
+    services.block_user(alice, user_id=charlie.id)
+    assert services.is_blocked_either_way(alice.id, charlie.id)
+    assert services.is_blocked_either_way(charlie.id, alice.id)
+    services.unblock_user(alice, user_id=charlie.id)
+    assert not services.is_blocked_either_way(charlie.id, alice.id)
+
+
+def test_only_users_with_a_live_connection_are_online(alice, bob, charlie, go_online):
+    assert selectors.online_user_ids([alice.id, bob.id]) == set()
+    assert selectors.online_user_ids([]) == set()
+    go_online(bob)
+    go_online(charlie, node_id="other-node", connection_id=7)
+    assert selectors.online_user_ids([alice.id, bob.id, charlie.id, bob.id]) == {bob.id, charlie.id}
+
+
+def test_an_unreachable_presence_store_shows_everyone_offline_and_logs_it(alice, monkeypatch, caplog):
+    import realtime.presence
+
+    def unreachable(user_ids):
+        raise TimeoutError("presence store unreachable")
+
+    monkeypatch.setattr(realtime.presence, "online_user_ids", unreachable)
+    assert selectors.online_user_ids([alice.id]) == set()
+    assert "presence unavailable" in caplog.text

@@ -1,0 +1,246 @@
+"""Presence: where each user's live connections are (user -> device session -> access node).
+
+Two backends behind one interface: Redis (hashes with a TTL kept alive by heartbeats, plus a
+liveness key per node so a dead node's entries are ignored at once and expire soon after) and,
+without Redis, a NATS JetStream key-value bucket whose readers keep a local replica by watching
+it. Lookups take many users at once: the logic worker routes a whole batch with one query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from imsite import redis_keys
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    user_id: int
+    node_id: str
+    connection_id: int
+    session_id: int
+    device_id: str = ""
+    platform: str = ""
+
+    @property
+    def field(self) -> str:
+        return f"{self.node_id}/{self.connection_id}"
+
+    def value(self) -> str:
+        return f"{self.session_id}|{self.device_id}|{self.platform}"
+
+    @classmethod
+    def parse(cls, user_id: int, field: str, value: str) -> Location | None:
+        """None for an entry that is not ours (written by something else): skipped, never fatal."""
+        try:
+            node_id, connection = field.rsplit("/", 1)
+            session, device_id, platform = value.split("|", 2)
+            return cls(user_id, node_id, int(connection), int(session), device_id, platform)
+        except ValueError:
+            return None
+
+
+class PresenceStore(Protocol):
+    async def register(self, location: Location) -> None: ...
+    async def unregister(self, location: Location) -> None: ...
+    async def refresh(self, node_id: str, locations: Iterable[Location]) -> None: ...
+    async def locate(self, user_ids: Iterable[int]) -> dict[int, list[Location]]: ...
+    async def close(self) -> None: ...
+
+
+class RedisPresence:
+    """Redis hashes; `ttl` seconds without a refresh and an entry (or a node) is gone."""
+
+    def __init__(self, url: str, *, ttl: float = 90.0) -> None:
+        import redis.asyncio as aioredis
+
+        self._redis: Any = aioredis.Redis.from_url(url, decode_responses=True, max_connections=64)
+        self.ttl = int(max(ttl, 1))
+
+    async def register(self, location: Location) -> None:
+        key = redis_keys.presence_user(location.user_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, location.field, location.value())
+            pipe.expire(key, self.ttl)
+            pipe.set(redis_keys.presence_node(location.node_id), "1", ex=self.ttl)
+            await pipe.execute()
+
+    async def unregister(self, location: Location) -> None:
+        await self._redis.hdel(redis_keys.presence_user(location.user_id), location.field)
+
+    async def refresh(self, node_id: str, locations: Iterable[Location]) -> None:
+        """One pipeline per heartbeat round of a node: its liveness key and every entry it holds."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(redis_keys.presence_node(node_id), "1", ex=self.ttl)
+            for location in locations:
+                key = redis_keys.presence_user(location.user_id)
+                pipe.hset(key, location.field, location.value())
+                pipe.expire(key, self.ttl)
+            await pipe.execute()
+
+    async def locate(self, user_ids: Iterable[int]) -> dict[int, list[Location]]:
+        users = list(dict.fromkeys(user_ids))
+        if not users:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for user_id in users:
+                pipe.hgetall(redis_keys.presence_user(user_id))
+            rows: list[dict[str, str]] = await pipe.execute()
+        found: dict[int, list[Location]] = {}
+        for user_id, row in zip(users, rows, strict=True):
+            locations = [loc for f, v in row.items() if (loc := Location.parse(user_id, f, v)) is not None]
+            if locations:
+                found[user_id] = locations
+        nodes = sorted({loc.node_id for locs in found.values() for loc in locs})
+        if nodes:
+            alive = await self._redis.mget([redis_keys.presence_node(n) for n in nodes])
+            dead = {node for node, flag in zip(nodes, alive, strict=True) if flag is None}
+            if dead:
+                found = {u: kept for u, locs in found.items() if (kept := [x for x in locs if x.node_id not in dead])}
+        return found
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+class NatsKvPresence:
+    """The embedded backend: a JetStream KV bucket; each reader holds a replica fed by a watch."""
+
+    def __init__(self, js: Any, *, ttl: float = 90.0) -> None:
+        self._js = js
+        self.ttl = max(ttl, 1.0)
+        self._kv: Any = None
+        self._replica: dict[str, tuple[Location, float]] = {}
+        self._by_user: dict[int, set[str]] = {}
+        self._watch_task: asyncio.Task[None] | None = None
+        self._synced = asyncio.Event()
+
+    async def _bucket(self) -> Any:
+        if self._kv is None:
+            from nats.js.api import KeyValueConfig, StorageType
+
+            try:
+                self._kv = await self._js.key_value(redis_keys.PRESENCE_KV_BUCKET)
+            except Exception:
+                config = KeyValueConfig(
+                    bucket=redis_keys.PRESENCE_KV_BUCKET, history=1, ttl=self.ttl, storage=StorageType.MEMORY
+                )
+                self._kv = await self._js.create_key_value(config=config)
+        return self._kv
+
+    @staticmethod
+    def _key(location: Location) -> str:
+        return f"{location.user_id}.{location.node_id}.{location.connection_id}"
+
+    async def register(self, location: Location) -> None:
+        kv = await self._bucket()
+        await kv.put(self._key(location), location.value().encode())
+
+    async def unregister(self, location: Location) -> None:
+        kv = await self._bucket()
+        await kv.delete(self._key(location))
+
+    async def refresh(self, node_id: str, locations: Iterable[Location]) -> None:
+        kv = await self._bucket()
+        await asyncio.gather(*(kv.put(self._key(loc), loc.value().encode()) for loc in locations))
+
+    async def _watch(self) -> None:
+        kv = await self._bucket()
+        watcher = await kv.watchall()
+        async for entry in watcher:
+            if entry is None:  # the initial values have all been delivered
+                self._synced.set()
+                continue
+            self._apply(entry.key, entry.value, entry.operation)
+
+    def _apply(self, key: str, value: bytes | None, operation: str | None) -> None:
+        try:
+            user, node_id, connection = key.split(".", 2)
+            user_id = int(user)
+        except ValueError:
+            return
+        if operation in ("DEL", "PURGE") or not value:
+            self._replica.pop(key, None)
+            self._by_user.get(user_id, set()).discard(key)
+            return
+        location = Location.parse(user_id, f"{node_id}/{connection}", value.decode(errors="replace"))
+        if location is not None:
+            self._replica[key] = (location, time.monotonic())
+            self._by_user.setdefault(user_id, set()).add(key)
+
+    async def start_replica(self, timeout: float = 5.0) -> None:
+        if self._watch_task is None:
+            self._watch_task = asyncio.create_task(self._watch(), name="presence-replica")
+        await asyncio.wait_for(self._synced.wait(), timeout)
+
+    async def locate(self, user_ids: Iterable[int]) -> dict[int, list[Location]]:
+        await self.start_replica()
+        # Expired KV entries send no delete to watchers: entries not refreshed within the TTL are stale.
+        fresh_after = time.monotonic() - self.ttl
+        found: dict[int, list[Location]] = {}
+        for user_id in user_ids:
+            keys = self._by_user.get(user_id)
+            if not keys:
+                continue
+            locations = [
+                loc for k in keys if (item := self._replica.get(k)) and item[1] >= fresh_after for loc in (item[0],)
+            ]
+            if locations:
+                found[user_id] = locations
+        return found
+
+    async def close(self) -> None:
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+
+
+async def open_presence(js: Any | None = None, *, ttl: float | None = None) -> PresenceStore:
+    """The configured backend: Redis when REDIS_URL is set, otherwise the NATS KV bucket."""
+    from django.conf import settings
+
+    seconds = float(ttl if ttl is not None else settings.PRESENCE_TTL_SECONDS)
+    if settings.REDIS_URL:
+        return RedisPresence(settings.REDIS_URL, ttl=seconds)
+    if js is None:
+        raise ValueError("the embedded presence backend needs a JetStream context")
+    return NatsKvPresence(js, ttl=seconds)
+
+
+_web_store: PresenceStore | None = None
+
+
+async def _shared_store() -> PresenceStore:
+    global _web_store
+    if _web_store is None:
+        from django.conf import settings
+
+        from imsite.nats_bridge import bridge
+
+        js = None if settings.REDIS_URL else (await bridge.connection()).jetstream()
+        _web_store = await open_presence(js)
+    return _web_store
+
+
+def online_user_ids(user_ids: Iterable[int]) -> set[int]:
+    """For synchronous code (REST views): which of these users have a live connection right now.
+
+    Raises TimeoutError when the presence store cannot be reached within two seconds.
+    """
+    from imsite.nats_bridge import bridge
+
+    wanted = list(user_ids)
+    if not wanted:
+        return set()
+
+    async def lookup() -> set[int]:
+        store = await _shared_store()
+        return set((await store.locate(wanted)).keys())
+
+    return bridge.run(lookup, timeout=2.0)
