@@ -1,0 +1,66 @@
+"""Length-prefixed framing for WebTransport streams: each frame goes out as u32 (little endian) + bytes."""
+
+from __future__ import annotations
+
+import struct
+
+from schema.frames import ErrorCode, FrameError
+
+_U32 = struct.Struct("<I")
+MAX_PREFIXED_SIZE = 0xFFFF_FFFF
+
+
+def frame_with_length(payload: bytes) -> bytes:
+    """One frame as it goes on a stream: its length, then its bytes."""
+    if len(payload) > MAX_PREFIXED_SIZE:
+        raise ValueError(f"a frame of {len(payload)} bytes does not fit a u32 length prefix")
+    return _U32.pack(len(payload)) + payload
+
+
+class FrameReader:
+    """Splits the bytes of one stream, arriving in chunks of any size, into whole frames.
+
+    A length above max_size raises FrameError(TOO_LARGE) as soon as its 4 bytes arrive, before any
+    of the payload is buffered. The stream cannot be resynchronised after that: every later feed
+    raises the same error, and the caller closes the stream.
+    """
+
+    __slots__ = ("_buffer", "_error", "max_size")
+
+    def __init__(self, max_size: int) -> None:
+        if not 0 <= max_size <= MAX_PREFIXED_SIZE:
+            raise ValueError(f"max_size must be between 0 and {MAX_PREFIXED_SIZE}, got {max_size}")
+        self.max_size = max_size
+        self._buffer = bytearray()
+        self._error: FrameError | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received that are not yet part of a whole frame."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """The frames completed by these bytes, in order (often none, sometimes many)."""
+        if self._error is not None:
+            raise FrameError(self._error.code, self._error.message)
+        buffer = self._buffer
+        buffer += data
+        end_of_data = len(buffer)
+        frames: list[bytes] = []
+        start = 0
+        while end_of_data - start >= 4:
+            (size,) = _U32.unpack_from(buffer, start)
+            if size > self.max_size:
+                self._error = FrameError(
+                    ErrorCode.TOO_LARGE, f"frame of {size} bytes is over the limit of {self.max_size} bytes"
+                )
+                buffer.clear()
+                raise self._error
+            end = start + 4 + size
+            if end > end_of_data:
+                break
+            frames.append(bytes(buffer[start + 4 : end]))
+            start = end
+        if start:
+            del buffer[:start]
+        return frames
