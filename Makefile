@@ -25,7 +25,6 @@ seed: migrate
 
 run: seed
 	@echo ""
-	@echo "  Web:     http://$(HOST):$(PORT)/"
 	@echo "  API:     http://$(HOST):$(PORT)/api/v1/   (health: /api/v1/health)"
 	@echo "  Docs:    http://$(HOST):$(PORT)/api/docs/"
 	@echo "  Admin:   http://$(HOST):$(PORT)/admin/"
