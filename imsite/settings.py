@@ -80,6 +80,9 @@ _db = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE"
 if _db["ENGINE"].endswith("sqlite3"):
     # Long-lived processes write concurrently: wait for the lock instead of failing at once.
     _db.setdefault("OPTIONS", {})["timeout"] = 20
+    # Take the write lock when a transaction begins: two writers that both read first would
+    # otherwise collide on upgrade with "database is locked" instead of waiting their turn.
+    _db["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
     _db["CONN_MAX_AGE"] = 0
 else:
     _db["CONN_HEALTH_CHECKS"] = True
@@ -186,6 +189,7 @@ SPECTACULAR_SETTINGS = {
 # --- Messaging rules
 DIRECT_MESSAGES_REQUIRE_FRIENDSHIP = env_bool("DIRECT_MESSAGES_REQUIRE_FRIENDSHIP", True)
 GROUP_MAX_MEMBERS = env_int("GROUP_MAX_MEMBERS", 2000, minimum=2)
+MESSAGE_MAX_BODY_BYTES = env_int("MESSAGE_MAX_BODY_BYTES", 16 * 1024, minimum=1, maximum=60 * 1024)
 USER_SEARCH_LIMIT = env_int("USER_SEARCH_LIMIT", 20, minimum=1, maximum=100)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()

@@ -21,4 +21,10 @@ class EnvelopeJSONRenderer(CamelCaseJSONRenderer):  # type: ignore[misc]
         response = (renderer_context or {}).get("response")
         if response is not None and not getattr(response, "exception", False):
             data = envelope(data)
-        return super().render(data, accepted_media_type, renderer_context)  # type: ignore[no-any-return]
+        try:
+            return super().render(data, accepted_media_type, renderer_context)  # type: ignore[no-any-return]
+        except UnicodeEncodeError:
+            # A lone surrogate (echoed from bad input in an error message) cannot be UTF-8:
+            # escape everything rather than fail the response.
+            self.ensure_ascii = True
+            return super().render(data, accepted_media_type, renderer_context)  # type: ignore[no-any-return]

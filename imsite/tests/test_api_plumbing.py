@@ -139,3 +139,14 @@ def test_openapi_schema_and_swagger_ui_are_served_with_their_assets(api: APIClie
 @pytest.mark.django_db
 def test_admin_login_page_is_served(client: Any) -> None:
     assert client.get("/admin/login/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_lone_surrogate_echoed_in_an_error_still_renders(api: APIClient) -> None:
+    response = api.post(
+        "/api/v1/auth/login",
+        data=b'{"username": "\\ud800", "password": "x", "platform": "\\udfff"}',
+        content_type="application/json",
+    )
+    assert response.status_code in (400, 401)
+    assert response.json()["code"] != 0

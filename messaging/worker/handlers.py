@@ -1,0 +1,257 @@
+"""One batch of upstream envelopes -> service calls -> an Outbox of frames to send.
+
+Runs on the worker's database thread (synchronous Django). Sends go to send_messages as one batch
+(one transaction); read receipts, typing and sync are handled after them, in arrival order per kind.
+An envelope that cannot be decoded is logged and dropped (there is nobody to answer); a frame that
+cannot be decoded is answered with an ErrorFrame to its connection; a send that a rule refuses is
+answered with a SendError. Nothing a client sends stops the batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from django.db import InterfaceError, OperationalError
+
+from messaging import selectors
+from messaging.services import (
+    RejectCode,
+    SendOutcome,
+    SendRequest,
+    SendStatus,
+    StoredMessage,
+    mark_read_by_id,
+    send_messages,
+)
+from schema.codec import (
+    ErrorCode,
+    ErrorFrame,
+    FrameError,
+    FrameType,
+    Message,
+    MessageAck,
+    MessageKind,
+    PushMessage,
+    ReadReceipt,
+    ReadUpdate,
+    SendError,
+    SendErrorCode,
+    SendMessage,
+    Sync,
+    SyncResult,
+    Typing,
+    TypingUpdate,
+    Upstream,
+    decode_client_frame,
+    decode_upstream,
+    encode_frame,
+    frame_type,
+    read_send_message,
+)
+
+logger = logging.getLogger(__name__)
+
+SYNC_PAGE_SIZE = 200
+
+_REJECT_CODES = {
+    RejectCode.NOT_MEMBER: SendErrorCode.NOT_MEMBER,
+    RejectCode.BLOCKED: SendErrorCode.BLOCKED,
+    RejectCode.NOT_FRIENDS: SendErrorCode.NOT_FRIENDS,
+    RejectCode.BODY_TOO_LARGE: SendErrorCode.BODY_TOO_LARGE,
+    RejectCode.INVALID: SendErrorCode.INVALID,
+}
+_KINDS = {MessageKind.TEXT: "text", MessageKind.SYSTEM: "system"}
+_WIRE_KINDS = {"text": MessageKind.TEXT, "system": MessageKind.SYSTEM}
+
+
+@dataclass(frozen=True, slots=True)
+class Fanout:
+    """One encoded frame for every live connection of these users, except the `skip` connection."""
+
+    frame: bytes
+    user_ids: tuple[int, ...]
+    skip: tuple[str, int] | None = None
+
+
+@dataclass(slots=True)
+class Outbox:
+    """What a batch sends: frames for known connections (answers) and frames for users (pushes)."""
+
+    direct: dict[str, list[tuple[bytes, tuple[int, ...]]]] = field(default_factory=dict)
+    fanouts: list[Fanout] = field(default_factory=list)
+    stored: int = 0
+
+    def answer(self, upstream: Upstream, frame: bytes) -> None:
+        self.direct.setdefault(upstream.node_id, []).append((frame, (upstream.connection_id,)))
+
+
+def wire_message(message: StoredMessage) -> Message:
+    return Message(
+        id=message.id,
+        conversation_id=message.conversation_id,
+        seq=message.seq,
+        sender_id=message.sender_id,
+        client_msg_id=message.client_msg_id,
+        kind=_WIRE_KINDS.get(message.kind, MessageKind.TEXT),
+        body=message.body,
+        reply_to_id=message.reply_to_id,
+        created_at=int(message.created_at.timestamp() * 1000),
+    )
+
+
+def handle_batch(payloads: Sequence[bytes]) -> Outbox:
+    outbox = Outbox()
+    sends: list[tuple[Upstream, SendMessage]] = []
+    reads: list[tuple[Upstream, ReadReceipt]] = []
+    typings: list[tuple[Upstream, Typing]] = []
+    syncs: list[tuple[Upstream, Sync]] = []
+    for raw in payloads:
+        try:
+            upstream = decode_upstream(raw)
+        except FrameError as exc:
+            logger.warning("undecodable upstream envelope dropped", extra={"error": str(exc), "size": len(raw)})
+            continue
+        try:
+            if frame_type(upstream.frame) == FrameType.SEND_MESSAGE:
+                sends.append((upstream, read_send_message(upstream.frame)))
+                continue
+            frame = decode_client_frame(upstream.frame)
+        except FrameError as exc:
+            logger.info(
+                "malformed client frame answered with an error",
+                extra={"userId": upstream.user_id, "nodeId": upstream.node_id, "error": str(exc)},
+            )
+            outbox.answer(upstream, encode_frame(ErrorFrame(code=exc.code, message=str(exc))))
+            continue
+        if isinstance(frame, ReadReceipt):
+            reads.append((upstream, frame))
+        elif isinstance(frame, Typing):
+            typings.append((upstream, frame))
+        elif isinstance(frame, Sync):
+            syncs.append((upstream, frame))
+        else:
+            # Auth, Ping and PushAck end at the access node; one that reaches us is a node's bug.
+            logger.warning(
+                "frame not meant for the logic worker ignored",
+                extra={"frameType": type(frame).__name__, "nodeId": upstream.node_id},
+            )
+    if sends:
+        _handle_sends(sends, outbox)
+    if reads or typings:
+        members = selectors.member_ids_by_conversation({f.conversation_id for _, f in reads + typings})
+        for upstream, receipt in reads:
+            _handle_read(upstream, receipt, members, outbox)
+        for upstream, typing in typings:
+            _handle_typing(upstream, typing, members, outbox)
+    for upstream, sync in syncs:
+        _handle_sync(upstream, sync, outbox)
+    return outbox
+
+
+def _request(upstream: Upstream, frame: SendMessage) -> SendRequest:
+    return SendRequest(
+        sender_id=upstream.user_id,
+        conversation_id=frame.conversation_id,
+        client_msg_id=frame.client_msg_id,
+        body=frame.body,
+        kind=_KINDS.get(frame.kind, "text"),
+        reply_to_id=frame.reply_to_id,
+    )
+
+
+def _store(requests: list[SendRequest]) -> list[SendOutcome]:
+    """send_messages, isolating a poison request: if the batch fails for a reason other than an
+    unreachable database, each request is tried alone and the ones that still fail are refused."""
+    try:
+        return send_messages(requests)
+    except (OperationalError, InterfaceError):
+        raise  # the database is unreachable or restarting: the runner retries the whole batch
+    except Exception:
+        if len(requests) == 1:
+            logger.exception("send refused: storing it failed", extra={"userId": requests[0].sender_id})
+            return [
+                SendOutcome(
+                    request=requests[0],
+                    status=SendStatus.REJECTED,
+                    code=RejectCode.INVALID,
+                    reason="This message could not be stored.",
+                )
+            ]
+        logger.exception("send batch failed; isolating the failing message", extra={"size": len(requests)})
+        return [outcome for request in requests for outcome in _store([request])]
+
+
+def _handle_sends(sends: list[tuple[Upstream, SendMessage]], outbox: Outbox) -> None:
+    outcomes = _store([_request(upstream, frame) for upstream, frame in sends])
+    delivered = [o.message for o in outcomes if o.message is not None]
+    members = selectors.member_ids_by_conversation({m.conversation_id for m in delivered})
+    for (upstream, frame), outcome in zip(sends, outcomes, strict=True):
+        message = outcome.message
+        if message is None:
+            code = _REJECT_CODES.get(outcome.code or RejectCode.INVALID, SendErrorCode.INVALID)
+            error = SendError(client_msg_id=frame.client_msg_id, code=code, reason=outcome.reason)
+            outbox.answer(upstream, encode_frame(error))
+            continue
+        ack = MessageAck(
+            client_msg_id=message.client_msg_id,
+            message_id=message.id,
+            conversation_id=message.conversation_id,
+            seq=message.seq,
+            created_at=int(message.created_at.timestamp() * 1000),
+        )
+        outbox.answer(upstream, encode_frame(ack))
+        if outcome.status is SendStatus.STORED:
+            outbox.stored += 1
+        # A duplicate is pushed again too: the worker that stored it may have died before pushing.
+        # Devices drop pushes they already hold (by seq).
+        push = encode_frame(PushMessage(message=wire_message(message)))
+        recipients = tuple(members.get(message.conversation_id, ()))
+        outbox.fanouts.append(Fanout(push, recipients, skip=(upstream.node_id, upstream.connection_id)))
+
+
+def _handle_read(upstream: Upstream, receipt: ReadReceipt, members: dict[int, list[int]], outbox: Outbox) -> None:
+    if upstream.user_id not in members.get(receipt.conversation_id, ()):
+        outbox.answer(upstream, _not_member_error(receipt.conversation_id))
+        return
+    state = mark_read_by_id(upstream.user_id, conversation_id=receipt.conversation_id, seq=receipt.seq)
+    if not state.changed:
+        return
+    update = ReadUpdate(conversation_id=receipt.conversation_id, user_id=upstream.user_id, seq=state.last_read_seq)
+    recipients = tuple(members[receipt.conversation_id])
+    outbox.fanouts.append(Fanout(encode_frame(update), recipients, skip=(upstream.node_id, upstream.connection_id)))
+
+
+def _handle_typing(upstream: Upstream, typing: Typing, members: dict[int, list[int]], outbox: Outbox) -> None:
+    conversation_members = members.get(typing.conversation_id, ())
+    if upstream.user_id not in conversation_members:
+        outbox.answer(upstream, _not_member_error(typing.conversation_id))
+        return
+    others = tuple(user for user in conversation_members if user != upstream.user_id)
+    if others:
+        update = TypingUpdate(conversation_id=typing.conversation_id, user_id=upstream.user_id)
+        outbox.fanouts.append(Fanout(encode_frame(update), others))
+
+
+def _handle_sync(upstream: Upstream, sync: Sync, outbox: Outbox) -> None:
+    for cursor in sync.cursors:
+        page = selectors.messages_after(
+            upstream.user_id, conversation_id=cursor.conversation_id, after_seq=cursor.after_seq, limit=SYNC_PAGE_SIZE
+        )
+        if page is None:
+            outbox.answer(upstream, _not_member_error(cursor.conversation_id))
+            continue
+        messages, has_more = page
+        result = SyncResult(
+            conversation_id=cursor.conversation_id,
+            messages=tuple(wire_message(m) for m in messages),
+            has_more=has_more,
+        )
+        outbox.answer(upstream, encode_frame(result))
+
+
+def _not_member_error(conversation_id: int) -> bytes:
+    return encode_frame(
+        ErrorFrame(code=ErrorCode.UNEXPECTED_FRAME, message=f"Not a member of conversation {conversation_id}.")
+    )

@@ -1,0 +1,155 @@
+"""The logic worker process: NATS in, one database thread, NATS out.
+
+Upstream envelopes arrive on im.logic.upstream (queue group logic-group) and are taken in batches.
+Each batch is handled on a single database thread (all ORM work of the process runs there, off the
+event loop, on one persistent connection) and, once its transaction has committed, its answers and
+pushes are published: one Downstream per access node per batch. Batches are handled one after the
+other, so within a process a later batch never commits before an earlier one.
+
+Faults: an unreachable database is retried with backoff (the batch is idempotent: sends are deduped
+by (sender, client_msg_id)); SIGTERM stops the subscription, finishes what was already received and
+exits. Messages lost in a crash were never acknowledged; clients resend them and the dedup makes
+that safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
+
+from imsite import nats_subjects
+from imsite.logging import bind
+from messaging.worker.batching import Batcher
+from messaging.worker.handlers import Outbox, handle_batch
+from messaging.worker.routing import route
+from realtime.presence import PresenceStore, open_presence
+
+logger = logging.getLogger(__name__)
+
+
+def _handle_on_db_thread(batch: list[bytes]) -> Outbox:
+    try:
+        return handle_batch(batch)
+    except (OperationalError, InterfaceError):
+        connection.close()  # start the retry on a fresh connection
+        raise
+
+
+class LogicWorker:
+    def __init__(
+        self,
+        *,
+        nats_url: str,
+        name: str = "",
+        batch_size: int = 512,
+        batch_wait: float = 0.002,
+        retry_limit_seconds: float = 300.0,
+        presence_factory: Callable[[Any], Any] | None = None,
+    ) -> None:
+        self.nats_url = nats_url
+        self.name = name or f"logic-{os.getpid()}"
+        self.batcher = Batcher(max_size=batch_size, max_wait=batch_wait)
+        self.retry_limit_seconds = retry_limit_seconds
+        self._presence_factory = presence_factory or (lambda js: open_presence(js))
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="logic-db")
+        self._stopping = asyncio.Event()
+        self._subscription: Any = None
+        self.batches = 0
+        self.stored = 0
+
+    def request_stop(self) -> None:
+        """SIGTERM: take no more work, finish what is in hand, exit."""
+        if not self._stopping.is_set():
+            logger.info("logic worker stopping", extra={"pending": len(self.batcher)})
+            self._stopping.set()
+
+    async def run(self, ready: asyncio.Event | None = None) -> None:
+        import nats
+
+        bind(worker=self.name)
+
+        async def on_error(exc: Exception) -> None:
+            logger.warning("nats connection error", extra={"error": repr(exc)})
+
+        nc = await nats.connect(
+            self.nats_url,
+            name=self.name,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.25,
+            error_cb=on_error,
+            pending_size=64 * 1024 * 1024,
+        )
+        presence: PresenceStore = await self._presence_factory(nc.jetstream())
+
+        async def on_message(msg: Any) -> None:
+            self.batcher.put(msg.data)
+
+        self._subscription = await nc.subscribe(
+            nats_subjects.LOGIC_UPSTREAM,
+            queue=nats_subjects.LOGIC_QUEUE_GROUP,
+            cb=on_message,
+            pending_msgs_limit=200_000,
+            pending_bytes_limit=512 * 1024 * 1024,
+        )
+        await nc.flush()
+        stopper = asyncio.create_task(self._unsubscribe_on_stop())
+        logger.info("logic worker ready", extra={"natsUrl": self.nats_url})
+        if ready is not None:
+            ready.set()
+        try:
+            while True:
+                batch = await self.batcher.next_batch()
+                if not batch:
+                    break
+                outbox = await self._handle(batch)
+                for node_id, payload in await route(outbox, presence):
+                    await nc.publish(nats_subjects.access_downstream(node_id), payload)
+                self.batches += 1
+                self.stored += outbox.stored
+        finally:
+            stopper.cancel()
+            await presence.close()
+            try:
+                await nc.drain()
+            except Exception as exc:
+                logger.warning("nats drain failed", extra={"error": repr(exc)})
+            self._db.submit(close_old_connections).result()
+            self._db.shutdown(wait=True)
+            logger.info("logic worker stopped", extra={"batches": self.batches, "stored": self.stored})
+
+    async def _unsubscribe_on_stop(self) -> None:
+        await self._stopping.wait()
+        if self._subscription is not None:
+            try:
+                await self._subscription.unsubscribe()
+            except Exception as exc:
+                logger.warning("unsubscribe failed", extra={"error": repr(exc)})
+        self.batcher.close()
+
+    async def _handle(self, batch: list[bytes]) -> Outbox:
+        loop = asyncio.get_running_loop()
+        delay = 0.05
+        started = time.monotonic()
+        while True:
+            try:
+                return await loop.run_in_executor(self._db, _handle_on_db_thread, batch)
+            except (OperationalError, InterfaceError) as exc:
+                waited = time.monotonic() - started
+                if waited > self.retry_limit_seconds:
+                    logger.error(
+                        "database unreachable too long: batch abandoned unacknowledged", extra={"size": len(batch)}
+                    )
+                    raise
+                logger.warning(
+                    "database error; batch will be retried",
+                    extra={"error": repr(exc), "retryInSeconds": delay, "size": len(batch)},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
