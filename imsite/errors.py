@@ -70,3 +70,8 @@ class NotFound(ServiceError):
 class Conflict(ServiceError):
     status = 409
     code = ErrorCode.CONFLICT
+
+
+class ServiceUnavailable(ServiceError):
+    status = 503
+    code = ErrorCode.UNAVAILABLE

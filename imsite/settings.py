@@ -83,6 +83,8 @@ if _db["ENGINE"].endswith("sqlite3"):
     # Take the write lock when a transaction begins: two writers that both read first would
     # otherwise collide on upgrade with "database is locked" instead of waiting their turn.
     _db["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
+    # A file, not memory, so that worker processes started by system tests share the test database.
+    _db["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
     _db["CONN_MAX_AGE"] = 0
 else:
     _db["CONN_HEALTH_CHECKS"] = True
@@ -189,6 +191,8 @@ SPECTACULAR_SETTINGS = {
 # --- Messaging rules
 DIRECT_MESSAGES_REQUIRE_FRIENDSHIP = env_bool("DIRECT_MESSAGES_REQUIRE_FRIENDSHIP", True)
 GROUP_MAX_MEMBERS = env_int("GROUP_MAX_MEMBERS", 2000, minimum=2)
+# How long POST /conversations/{id}/messages waits for a logic worker to store the message.
+REST_SEND_TIMEOUT_SECONDS = env_int("REST_SEND_TIMEOUT_SECONDS", 5, minimum=1)
 MESSAGE_MAX_BODY_BYTES = env_int("MESSAGE_MAX_BODY_BYTES", 16 * 1024, minimum=1, maximum=60 * 1024)
 USER_SEARCH_LIMIT = env_int("USER_SEARCH_LIMIT", 20, minimum=1, maximum=100)
 

@@ -226,3 +226,8 @@ def messages_after(
         for row in rows[:bounded]
     ]
     return messages, len(rows) > bounded
+
+
+def stored_message(message_id: int) -> MessageView:
+    """A message the logic worker has just acknowledged."""
+    return message_view(Message.all_objects.get(id=message_id))

@@ -7,7 +7,14 @@ from typing import Any
 from rest_framework import serializers
 
 from imsite.api.fields import MAX_ID, IdField, StrictCharField
-from messaging.models import AVATAR_MAX_LENGTH, GROUP_NAME_MAX_LENGTH, ConversationKind, MemberRole, MessageKind
+from messaging.models import (
+    AVATAR_MAX_LENGTH,
+    CLIENT_MSG_ID_MAX_LENGTH,
+    GROUP_NAME_MAX_LENGTH,
+    ConversationKind,
+    MemberRole,
+    MessageKind,
+)
 from messaging.selectors import HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT
 
 # A hard cap on ids in one request, whatever GROUP_MAX_MEMBERS says (the services check that one).
@@ -46,6 +53,17 @@ class HistoryQuerySerializer(serializers.Serializer[Any]):
         if attrs.get("before_seq") is not None and attrs.get("after_seq") is not None:
             raise serializers.ValidationError("Send beforeSeq or afterSeq, not both.")
         return attrs
+
+
+class SendRequestSerializer(serializers.Serializer[Any]):
+    client_msg_id = StrictCharField(
+        min_length=1,
+        max_length=CLIENT_MSG_ID_MAX_LENGTH,
+        help_text="Chosen by the client, unique per sender: a retry with the same id is not stored twice.",
+    )
+    body = StrictCharField(trim_whitespace=False, help_text="The text (at most MESSAGE_MAX_BODY_BYTES in UTF-8).")
+    kind = serializers.ChoiceField(choices=[MessageKind.TEXT], required=False, default=MessageKind.TEXT)
+    reply_to_id = IdField(required=False, allow_null=True, help_text="The message this one answers.")
 
 
 class ReadRequestSerializer(serializers.Serializer[Any]):

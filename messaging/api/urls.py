@@ -7,7 +7,7 @@ from messaging.api import views
 urlpatterns: list[URLPattern] = [
     path("conversations", views.ConversationListView.as_view(), name="conversation-list"),
     path("conversations/direct", views.DirectConversationView.as_view(), name="conversation-direct"),
-    path("conversations/<str:conversation_id>/messages", views.HistoryView.as_view(), name="conversation-messages"),
+    path("conversations/<str:conversation_id>/messages", views.MessagesView.as_view(), name="conversation-messages"),
     path("conversations/<str:conversation_id>/read", views.ReadView.as_view(), name="conversation-read"),
     path("groups", views.GroupCreateView.as_view(), name="group-create"),
     path("groups/<str:conversation_id>", views.GroupView.as_view(), name="group-detail"),

@@ -1,7 +1,7 @@
 """Conversation, history, read and group endpoints: validate, call a service or selector, shape the reply.
 
 Every conversation endpoint answers 404 to non-members. Sending (POST conversations/{id}/messages)
-goes through the logic worker's path and is not routed here.
+goes through the logic worker like a realtime send (messaging/gateway.py).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.authentication import request_device
+from imsite.errors import ServiceUnavailable
 from messaging import selectors, services
 from messaging.api.permissions import PathIdsAreIds, acting_user
 from messaging.api.serializers import (
@@ -27,9 +29,14 @@ from messaging.api.serializers import (
     HistoryQuerySerializer,
     HistorySerializer,
     MemberRoleRequestSerializer,
+    MessageSerializer,
     ReadRequestSerializer,
     ReadStateSerializer,
+    SendRequestSerializer,
 )
+from messaging.gateway import WorkerUnavailable, gateway, send_error_as_service_error
+from schema.codec import MessageKind as WireKind
+from schema.codec import SendError, SendMessage
 
 CONVERSATIONS = ["conversations"]
 GROUPS = ["groups"]
@@ -87,7 +94,9 @@ class DirectConversationView(_MessagingView):
 _QUERY_NAMES = {"beforeSeq": "before_seq", "afterSeq": "after_seq", "limit": "limit"}
 
 
-class HistoryView(_MessagingView):
+class MessagesView(_MessagingView):
+    """GET a page of history; POST a message (through the logic worker, like a realtime send)."""
+
     @extend_schema(
         tags=CONVERSATIONS,
         summary="A page of messages in ascending seq order",
@@ -118,6 +127,35 @@ class HistoryView(_MessagingView):
             limit=data["limit"],
         )
         return Response(HistorySerializer(page).data)
+
+    @extend_schema(
+        tags=CONVERSATIONS,
+        summary="Send a message (stored by the logic worker; a retry with the same clientMsgId is not stored twice)",
+        parameters=[CONVERSATION_ID],
+        request=SendRequestSerializer,
+        responses={201: MessageSerializer},
+    )
+    def post(self, request: Request, conversation_id: str) -> Response:
+        data = self.validated(SendRequestSerializer, request.data)
+        device = request_device(request)
+        frame = SendMessage(
+            client_msg_id=data["client_msg_id"],
+            conversation_id=self.path_ids["conversation_id"],
+            kind=WireKind.TEXT,
+            body=data["body"],
+            reply_to_id=data.get("reply_to_id") or 0,
+        )
+        try:
+            answer = gateway.send(user_id=device.user_id, session_id=device.id, device_id=device.device_id, frame=frame)
+        except WorkerUnavailable as exc:
+            raise ServiceUnavailable(
+                "The message could not be confirmed in time; send it again with the same clientMsgId."
+            ) from exc
+        if isinstance(answer, SendError):
+            raise send_error_as_service_error(answer)
+        # A retry answers with the message its first attempt stored.
+        message = selectors.stored_message(answer.message_id)
+        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 
 
 class ReadView(_MessagingView):
