@@ -21,16 +21,15 @@ from messaging.services import (
     SendOutcome,
     SendRequest,
     SendStatus,
-    StoredMessage,
     mark_read_by_id,
     send_messages,
 )
+from messaging.wire import wire_message
 from schema.codec import (
     ErrorCode,
     ErrorFrame,
     FrameError,
     FrameType,
-    Message,
     MessageAck,
     MessageKind,
     PushMessage,
@@ -63,7 +62,6 @@ _REJECT_CODES = {
     RejectCode.INVALID: SendErrorCode.INVALID,
 }
 _KINDS = {MessageKind.TEXT: "text", MessageKind.SYSTEM: "system"}
-_WIRE_KINDS = {"text": MessageKind.TEXT, "system": MessageKind.SYSTEM}
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,20 +83,6 @@ class Outbox:
 
     def answer(self, upstream: Upstream, frame: bytes) -> None:
         self.direct.setdefault(upstream.node_id, []).append((frame, (upstream.connection_id,)))
-
-
-def wire_message(message: StoredMessage) -> Message:
-    return Message(
-        id=message.id,
-        conversation_id=message.conversation_id,
-        seq=message.seq,
-        sender_id=message.sender_id,
-        client_msg_id=message.client_msg_id,
-        kind=_WIRE_KINDS.get(message.kind, MessageKind.TEXT),
-        body=message.body,
-        reply_to_id=message.reply_to_id,
-        created_at=int(message.created_at.timestamp() * 1000),
-    )
 
 
 def handle_batch(payloads: Sequence[bytes]) -> Outbox:
