@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,7 +29,7 @@ def direct(alice, bob, alice_and_bob_are_friends) -> int:
     return get_or_create_direct_conversation(alice, other_user_id=bob.id).conversation_id
 
 
-def post(client, conversation_id, body):
+def post(client: Any, conversation_id: Any, body: Any) -> Any:
     return client.post(f"{API}/conversations/{conversation_id}/messages", body, format="json")
 
 
