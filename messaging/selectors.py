@@ -152,7 +152,7 @@ def member_ids_by_conversation(conversation_ids: Iterable[int]) -> dict[int, lis
     """The live members' user ids of each live conversation, in one query (pushes, typing, read updates)."""
     members: dict[int, list[int]] = defaultdict(list)
     for conversation_id, user_id in Membership.objects.filter(
-        conversation_id__in=set(conversation_ids), conversation__deleted=False
+        conversation_id__any=set(conversation_ids), conversation__deleted=False
     ).values_list("conversation_id", "user_id"):
         members[conversation_id].append(user_id)
     return dict(members)

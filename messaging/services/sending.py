@@ -11,9 +11,11 @@ A whole batch is one transaction with a fixed number of queries, however many me
 4. blocks between the users of the batch's direct conversations (only when there is one);
 5. friendships of those pairs (only when there is one and DIRECT_MESSAGES_REQUIRE_FRIENDSHIP is on);
 6. the replied-to messages (only when a request replies to one);
-7. one UPDATE of every conversation of the batch: last_seq + n, last_message_id, updated_at;
-8. one executemany INSERT of the messages (Django's bulk_create splits at 999 parameters on SQLite);
+7. one UPDATE of every conversation of the batch: last_seq, last_message_id, updated_at;
+8. one INSERT of the messages: COPY on PostgreSQL, executemany on SQLite;
 9. one UPDATE of the senders' read positions, so nobody has their own messages as unread.
+Statements 7-9 are written per database in bulk.py: the ORM's generic forms cost more CPU than the
+database work at these batch sizes.
 
 If the same (sender, client_msg_id) is meanwhile stored by a batch in another conversation, the
 unique constraint stops the insert, the batch rolls back and runs again (it then answers duplicate).
@@ -26,15 +28,14 @@ first message, marked duplicate. Pushing stored messages to devices is the calle
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
-from django.db.models import BigIntegerField, Case, F, Value, When
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from friends.models import Block, Friendship
@@ -47,6 +48,7 @@ from messaging.models import (
     Message,
     MessageKind,
 )
+from messaging.services import bulk
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +111,9 @@ class SendOutcome:
         return self.status is not SendStatus.REJECTED
 
 
+_KINDS = frozenset(MessageKind.values)  # Choices.values builds a new list on every access
+
+
 def max_body_bytes() -> int:
     return int(getattr(settings, "MESSAGE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
 
@@ -162,8 +167,8 @@ def _problem(request: SendRequest, *, limit: int, allow_system: bool) -> tuple[R
     cmid = request.client_msg_id
     if not isinstance(cmid, str) or not cmid or len(cmid) > CLIENT_MSG_ID_MAX_LENGTH or "\x00" in cmid:
         return RejectCode.INVALID, f"clientMsgId must be 1 to {CLIENT_MSG_ID_MAX_LENGTH} characters."
-    if request.kind not in MessageKind.values:
-        return RejectCode.INVALID, f"kind must be one of: {', '.join(MessageKind.values)}."
+    if request.kind not in _KINDS:
+        return RejectCode.INVALID, f"kind must be one of: {', '.join(sorted(_KINDS))}."
     system = request.kind == MessageKind.SYSTEM
     if system and not allow_system:
         return RejectCode.INVALID, "System messages are posted by the server only: use kind 'text'."
@@ -199,7 +204,7 @@ _STORED_FIELDS = (
 
 def _stored_by_key(senders: set[int], client_msg_ids: set[str]) -> dict[tuple[int, str], Message]:
     """Messages already stored under any of the (sender, client_msg_id) keys (a superset query, then exact keys)."""
-    rows = Message.all_objects.filter(sender_id__in=senders, client_msg_id__in=client_msg_ids).only(*_STORED_FIELDS)
+    rows = Message.all_objects.filter(sender_id__any=senders, client_msg_id__any=client_msg_ids).only(*_STORED_FIELDS)
     return {(row.sender_id, row.client_msg_id): row for row in rows}
 
 
@@ -255,7 +260,7 @@ class _Batch:
         existing = _stored_by_key(senders, cmids)
         kinds: dict[int, tuple[str, str]] = {}
         for membership_id, conversation_id, user_id, kind, pair in Membership.objects.filter(
-            conversation_id__in=conversations, user_id__in=senders, conversation__deleted=False
+            conversation_id__any=conversations, user_id__any=senders, conversation__deleted=False
         ).values_list("id", "conversation_id", "user_id", "conversation__kind", "conversation__direct_key"):
             self.memberships[(conversation_id, user_id)] = membership_id
             kinds[conversation_id] = (kind, pair)
@@ -305,13 +310,15 @@ class _Batch:
         if not peers:
             return set()
         users = {self.requests[i].sender_id for i in peers} | set(peers.values())
-        blocks = set(Block.objects.filter(user_id__in=users, blocked_id__in=users).values_list("user_id", "blocked_id"))
+        blocks = set(
+            Block.objects.filter(user_id__any=users, blocked_id__any=users).values_list("user_id", "blocked_id")
+        )
         friends: set[tuple[int, int]] = set()
         require_friendship = bool(settings.DIRECT_MESSAGES_REQUIRE_FRIENDSHIP)
         if require_friendship:
             senders = {self.requests[i].sender_id for i in peers}
             friends = set(
-                Friendship.objects.filter(user_id__in=senders, friend_id__in=set(peers.values())).values_list(
+                Friendship.objects.filter(user_id__any=senders, friend_id__any=set(peers.values())).values_list(
                     "user_id", "friend_id"
                 )
             )
@@ -334,7 +341,7 @@ class _Batch:
         if not replying:
             return set()
         ids = {self.requests[i].reply_to_id for i in replying}
-        where = dict(Message.all_objects.filter(id__in=ids).values_list("id", "conversation_id"))
+        where = dict(Message.all_objects.filter(id__any=ids).values_list("id", "conversation_id"))
         refused: set[int] = set()
         for index in replying:
             request = self.requests[index]
@@ -346,45 +353,33 @@ class _Batch:
     def store(self, accepted: list[int]) -> None:
         """Allocates seqs (input order within each conversation), inserts, moves senders' read positions."""
         requests = self.requests
-        counts = Counter(requests[i].conversation_id for i in accepted)
         ids = generator().next_ids(len(accepted))
-        message_id = dict(zip(accepted, ids, strict=True))
-        last_id = {requests[i].conversation_id: message_id[i] for i in accepted}  # the last one of each wins
-        _advance_seqs(counts, last_id)
-
         now = timezone.now()
-        next_seq = {cid: self.last_seq[cid] + 1 for cid in counts}
-        rows: list[Message] = []
+        next_seq = {cid: seq + 1 for cid, seq in self.last_seq.items()}
+        last_id: dict[int, int] = {}
+        rows: list[tuple[Any, ...]] = []
         read_upto: dict[int, int] = {}
-        for index in accepted:
+        for index, message_id in zip(accepted, ids, strict=True):
             request = requests[index]
             cid = request.conversation_id
             seq = next_seq[cid]
             next_seq[cid] = seq + 1
-            message = Message(
-                id=message_id[index],
-                conversation_id=cid,
-                seq=seq,
-                sender_id=request.sender_id,
-                client_msg_id=request.client_msg_id,
-                kind=request.kind,
-                body=request.body,
-                reply_to_id=request.reply_to_id,
-                created_at=now,
-                updated_at=now,
-            )
-            rows.append(message)
-            self.outcomes[index] = SendOutcome(request, SendStatus.STORED, message=_as_stored(message))
+            last_id[cid] = message_id
+            rows.append(
+                (message_id, now, now, False, cid, seq, request.sender_id, request.client_msg_id, request.kind,
+                 request.body, request.reply_to_id, None, False)
+            )  # fmt: skip
+            stored = StoredMessage(
+                message_id, cid, seq, request.sender_id, request.client_msg_id, request.kind, request.body,
+                request.reply_to_id, now,
+            )  # fmt: skip
+            self.outcomes[index] = SendOutcome(request, SendStatus.STORED, message=stored)
             membership_id = self.memberships.get((cid, request.sender_id))
             if membership_id is not None:
                 read_upto[membership_id] = seq
-        _insert_messages(rows)
-        if read_upto:
-            Membership.objects.filter(id__in=read_upto).update(
-                last_read_seq=Case(
-                    *(When(id=mid, then=Value(seq)) for mid, seq in read_upto.items()), output_field=BigIntegerField()
-                )
-            )
+        bulk.advance_seqs({cid: next_seq[cid] - 1 for cid in last_id}, last_id, now)
+        bulk.insert_messages(rows)
+        bulk.raise_read_positions(read_upto, now)
 
 
 def _lock_conversations(conversation_ids: set[int]) -> dict[int, int]:
@@ -392,35 +387,7 @@ def _lock_conversations(conversation_ids: set[int]) -> dict[int, int]:
     returns their last_seq, which stays ours until the transaction ends."""
     return dict(
         Conversation.objects.select_for_update()
-        .filter(id__in=conversation_ids)
+        .filter(id__any=conversation_ids)
         .order_by("id")
         .values_list("id", "last_seq")
     )
-
-
-def _advance_seqs(counts: Counter[int], last_message_id: dict[int, int]) -> None:
-    """One UPDATE for every conversation of the batch: last_seq + its count, its newest message id."""
-    Conversation.objects.filter(id__in=counts).update(
-        last_seq=F("last_seq")
-        + Case(*(When(id=cid, then=Value(n)) for cid, n in counts.items()), output_field=BigIntegerField()),
-        last_message_id=Case(
-            *(When(id=cid, then=Value(last_message_id[cid])) for cid in counts), output_field=BigIntegerField()
-        ),
-        updated_at=timezone.now(),
-    )
-
-
-def _insert_messages(rows: list[Message]) -> None:
-    """One executemany INSERT: a single round of statements whatever the batch size (psycopg pipelines it)."""
-    if not rows:
-        return
-    fields = Message._meta.concrete_fields
-    quote = connection.ops.quote_name
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608 - names come from the model, values are parameters
-        quote(Message._meta.db_table),
-        ", ".join(quote(str(field.column)) for field in fields),
-        ", ".join(["%s"] * len(fields)),
-    )
-    params = [[field.get_db_prep_save(field.pre_save(row, True), connection) for field in fields] for row in rows]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)

@@ -48,7 +48,7 @@ class LogicWorker:
         *,
         nats_url: str,
         name: str = "",
-        batch_size: int = 512,
+        batch_size: int = 1024,
         batch_wait: float = 0.002,
         retry_limit_seconds: float = 300.0,
         presence_factory: Callable[[Any], Any] | None = None,

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -38,7 +39,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--concurrency", default="1", help="worker processes (default 1)")
-        parser.add_argument("--batch-size", default="512", help="most frames a batch takes (default 512)")
+        parser.add_argument("--batch-size", default="1024", help="most frames a batch takes (default 1024)")
         parser.add_argument("--batch-wait-ms", default="2", help="how long a batch waits to fill (default 2 ms)")
         parser.add_argument("--nats-url", default="", help="NATS server (default: settings.NATS_URL)")
 
@@ -65,7 +66,7 @@ class Command(BaseCommand):
         await worker.run()
 
     def _supervise(self, concurrency: int, options: dict[str, Any]) -> None:
-        argv = [sys.executable, sys.argv[0], "run_logic", "--concurrency", "1"]
+        argv = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "run_logic", "--concurrency", "1"]
         for flag in ("batch_size", "batch_wait_ms", "nats_url"):
             if options[flag]:
                 argv += [f"--{flag.replace('_', '-')}", str(options[flag])]
