@@ -43,7 +43,7 @@ from messaging.models import (
     MessageKind,
     direct_key,
 )
-from messaging.services.sending import SendRequest, StoredMessage, send_messages
+from messaging.services.sending import SendRequest, StoredMessage, _as_stored, send_messages
 
 MANAGER_ROLES = (MemberRole.OWNER, MemberRole.ADMIN)
 
@@ -152,6 +152,12 @@ def _post_event(actor: User, conversation_id: int, event: GroupEvent, **fields: 
     (outcome,) = send_messages([request], allow_system=True)
     if outcome.message is None:
         raise RuntimeError(f"system message of {event} refused: {outcome.code} {outcome.reason}")
+    # Not imported at the top: messaging.notify imports this package (through wire and the worker).
+    from messaging.notify import push_message_on_commit
+
+    # Members who leave or are removed get the notice too: it is how their devices learn of it.
+    departed = fields.get("userIds", ()) if event in (GroupEvent.MEMBER_LEFT, GroupEvent.MEMBER_REMOVED) else ()
+    push_message_on_commit(outcome.message, also=(int(user_id) for user_id in departed))
     return outcome.message
 
 
@@ -427,6 +433,9 @@ def recall_message(actor: User | None, *, message_id: int) -> RecallResult:
         if changed:
             message.recalled = True
             message.save(update_fields=["recalled", "updated_at"])
+            from messaging.notify import push_message_on_commit  # not at the top: see _post_event
+
+            push_message_on_commit(_as_stored(message), recalled=True)
     return RecallResult(
         message_id=message.id, conversation_id=message.conversation_id, seq=message.seq, changed=changed
     )
