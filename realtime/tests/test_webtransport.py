@@ -1,0 +1,465 @@
+"""The WebTransport server and client over real UDP on 127.0.0.1: framing, batching, closing, robustness."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import ssl
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aioquic.asyncio.client import connect
+from aioquic.asyncio.protocol import QuicConnectionProtocol
+from aioquic.h3.connection import H3_ALPN, H3Connection
+from aioquic.h3.events import HeadersReceived
+from aioquic.quic.configuration import QuicConfiguration
+
+from realtime.certificates import ensure_dev_certificate
+from realtime.webtransport import WebTransportServer, WebTransportSession, serve_webtransport
+from realtime.webtransport_client import (
+    WebTransportClient,
+    WebTransportClosed,
+    WebTransportError,
+    connect_webtransport,
+)
+from schema.frames import ErrorCode
+from schema.framing import frame_with_length
+
+TIMEOUT = 10.0
+
+
+class Recorder:
+    """Echoes every frame, closes the session on b"close:<reason>", fails on b"raise", records callbacks."""
+
+    def __init__(self, session: WebTransportSession) -> None:
+        self.session = session
+        self.frames: list[bytes] = []
+        self.errors: list[tuple[int, str]] = []
+        self.closed_calls = 0
+        self.closed = asyncio.Event()
+
+    def on_frame(self, frame: bytes) -> None:
+        self.frames.append(frame)
+        if frame.startswith(b"close:"):
+            self.session.close(4321, frame[6:].decode())
+        elif frame == b"raise":
+            raise RuntimeError("a bug in the handler")
+        else:
+            self.session.send(frame)
+
+    def on_error(self, code: int, message: str) -> None:
+        self.errors.append((code, message))
+
+    def on_closed(self) -> None:
+        self.closed_calls += 1
+        self.closed.set()
+
+
+@dataclass
+class Running:
+    server: WebTransportServer
+    certificate_hash: bytes
+    handlers: asyncio.Queue[Recorder] = field(default_factory=asyncio.Queue)
+    clients: list[WebTransportClient] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        return self.server.address[1]
+
+    async def connect(self, path: str = "/wt", **options: Any) -> WebTransportClient:
+        client = await connect_webtransport(
+            f"https://127.0.0.1:{self.port}{path}", certificate_hashes=[self.certificate_hash], **options
+        )
+        self.clients.append(client)
+        return client
+
+    async def next_handler(self) -> Recorder:
+        return await asyncio.wait_for(self.handlers.get(), TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    return ensure_dev_certificate(tmp_path_factory.mktemp("certificate"))
+
+
+@pytest.fixture
+async def serve(certificate):
+    """Start a server with a handler class (Recorder by default) and options; stopped after the test."""
+    running: list[Running] = []
+
+    async def start(handler=Recorder, **options) -> Running:
+        handlers: asyncio.Queue[Recorder] = asyncio.Queue()
+
+        def factory(session):
+            made = handler(session)
+            handlers.put_nowait(made)
+            return made
+
+        server = await serve_webtransport("127.0.0.1", 0, certificate, factory, **options)
+        running.append(Running(server, certificate.sha256, handlers))
+        return running[-1]
+
+    yield start
+    for each in running:
+        for client in each.clients:
+            client.abort()
+        each.server.close()
+
+
+async def recv_frames(client: WebTransportClient, count: int) -> list[bytes]:
+    frames: list[bytes] = []
+    async with asyncio.timeout(TIMEOUT):
+        while len(frames) < count:
+            frames += await client.recv_batch()
+    return frames
+
+
+async def wait(event: asyncio.Event) -> None:
+    await asyncio.wait_for(event.wait(), TIMEOUT)
+
+
+async def test_a_client_gets_back_1000_pipelined_frames_in_order(serve):
+    running = await serve()
+    client = await running.connect()
+    sent = [b"frame %d " % i + os.urandom(i % 50) for i in range(1000)]
+
+    for frame in sent:
+        client.send(frame)
+
+    assert await recv_frames(client, 1000) == sent
+    assert (await running.next_handler()).frames == sent
+
+
+async def test_an_empty_frame_is_a_frame(serve):
+    running = await serve()
+    client = await running.connect()
+
+    client.send_many([b"", b"x", b""])
+
+    assert await recv_frames(client, 3) == [b"", b"x", b""]
+
+
+async def test_a_wrong_path_is_refused_with_404(serve):
+    running = await serve()
+
+    with pytest.raises(WebTransportError, match="404"):
+        await running.connect("/elsewhere")
+    assert running.handlers.empty()
+
+
+async def test_a_plain_http3_request_is_refused_with_405(serve):
+    running = await serve()
+    configuration = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, verify_mode=ssl.CERT_NONE)
+    answered: asyncio.Future[list[tuple[bytes, bytes]]] = asyncio.get_running_loop().create_future()
+
+    class Http3(QuicConnectionProtocol):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.h3 = H3Connection(self._quic)
+
+        def quic_event_received(self, event) -> None:
+            for h3_event in self.h3.handle_event(event):
+                if isinstance(h3_event, HeadersReceived) and not answered.done():
+                    answered.set_result(h3_event.headers)
+
+    async with connect("127.0.0.1", running.port, configuration=configuration, create_protocol=Http3) as protocol:
+        assert isinstance(protocol, Http3)
+        stream_id = protocol._quic.get_next_available_stream_id()
+        request = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"localhost"), (b":path", b"/wt")]
+        protocol.h3.send_headers(stream_id, request, end_stream=True)
+        protocol.transmit()
+        headers = await asyncio.wait_for(answered, TIMEOUT)
+
+    assert (b":status", b"405") in headers
+    assert running.handlers.empty()
+
+
+async def test_a_certificate_that_matches_no_pinned_hash_is_refused(serve):
+    running = await serve()
+
+    with pytest.raises(WebTransportError, match="matches no pinned hash"):
+        await connect_webtransport(f"https://127.0.0.1:{running.port}/wt", certificate_hashes=[bytes(32)])
+
+
+async def test_the_handler_sees_the_request_path_and_headers(serve):
+    running = await serve()
+
+    await running.connect("/wt?token=abc", headers={"X-Device": "phone"})
+
+    session = (await running.next_handler()).session
+    assert session.path == "/wt?token=abc"
+    assert session.headers["x-device"] == "phone"
+    assert session.remote_address[0] == "127.0.0.1"
+
+
+async def test_two_sessions_are_independent(serve):
+    running = await serve()
+    alice = await running.connect()
+    alice_handler = await running.next_handler()
+    bob = await running.connect()
+    bob_handler = await running.next_handler()
+
+    alice.send(b"for alice")
+    bob.send(b"for bob")
+    assert await recv_frames(alice, 1) == [b"for alice"]
+    assert await recv_frames(bob, 1) == [b"for bob"]
+
+    alice.send(b"close:done")
+    await wait(alice_handler.closed)
+    bob.send(b"still here")
+
+    assert await recv_frames(bob, 1) == [b"still here"]
+    assert bob_handler.closed_calls == 0
+    assert [handler.session for handler in (bob_handler,)] == running.server.sessions()
+
+
+async def test_a_session_closed_by_the_server_is_seen_by_the_client_and_on_closed_fires_once(serve):
+    running = await serve()
+    client = await running.connect()
+    handler = await running.next_handler()
+
+    client.send_many([b"before", b"close:see you"])
+
+    assert await recv_frames(client, 1) == [b"before"]
+    closed = await asyncio.wait_for(client.wait_closed(), TIMEOUT)
+    assert (closed.code, closed.reason) == (4321, "see you")
+    with pytest.raises(WebTransportClosed):
+        await client.recv()
+    await wait(handler.closed)
+    await asyncio.wait_for(running.server.wait_idle(), TIMEOUT)  # the client hangs up, the connection ends
+    assert handler.closed_calls == 1
+    assert handler.session.closed
+
+
+async def test_sending_on_a_closed_session_is_ignored(serve):
+    running = await serve()
+    await running.connect()
+    handler = await running.next_handler()
+
+    handler.session.close()
+    handler.session.send(b"too late")
+    handler.session.close(1, "twice")
+
+    await wait(handler.closed)
+    assert handler.closed_calls == 1
+
+
+async def test_a_client_that_closes_its_session_triggers_on_closed(serve):
+    running = await serve()
+    client = await running.connect()
+    handler = await running.next_handler()
+
+    await client.close(1000, "bye")
+
+    await wait(handler.closed)
+    await asyncio.wait_for(running.server.wait_idle(), TIMEOUT)
+    assert handler.closed_calls == 1
+
+
+async def test_a_client_that_vanishes_is_closed_after_the_idle_timeout(serve):
+    running = await serve(idle_timeout=0.5)
+    client = await running.connect()
+    handler = await running.next_handler()
+
+    client.abort()  # no close capsule, no CONNECTION_CLOSE: the socket just goes away
+
+    await wait(handler.closed)
+    assert handler.closed_calls == 1
+    assert running.server.sessions() == []
+
+
+async def test_garbage_datagrams_do_not_disturb_a_live_session(serve):
+    running = await serve()
+    client = await running.connect()
+    client.send(b"hello")
+    assert await recv_frames(client, 1) == [b"hello"]
+    live_cids = [cid for connection in running.server.connections for cid in connection.cids]
+    garbage = [b"", b"\x00", os.urandom(40), os.urandom(1200), os.urandom(1500)]
+    garbage += [b"\xc0" + os.urandom(1299)]  # a long header with an unknown version: a reply, nothing more
+    garbage += [b"\x40" + cid + os.urandom(60) for cid in live_cids]  # short headers naming the live connection
+    garbage += [b"\xc0\x00\x00\x00\x01\x08" + os.urandom(1300)]  # an Initial that decrypts to nothing
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as attacker:
+        for datagram in garbage * 3:
+            attacker.sendto(datagram, ("127.0.0.1", running.port))
+        client.send_many([b"still", b"alive"])
+        assert await recv_frames(client, 2) == [b"still", b"alive"]
+
+    assert (await running.next_handler()).errors == []
+
+
+async def test_an_oversize_length_prefix_triggers_on_error_and_closes_the_session(serve):
+    running = await serve(max_frame_size=1024)
+    client = await running.connect()
+    handler = await running.next_handler()
+
+    client.send(b"fine")
+    assert await recv_frames(client, 1) == [b"fine"]
+    client.send_bytes(struct.pack("<I", 1025) + b"x" * 10)
+
+    closed = await asyncio.wait_for(client.wait_closed(), TIMEOUT)
+    assert handler.frames == [b"fine"]
+    assert [code for code, _ in handler.errors] == [ErrorCode.TOO_LARGE]
+    assert closed.code == ErrorCode.TOO_LARGE
+    await wait(handler.closed)
+    assert handler.closed_calls == 1
+
+
+async def test_a_handler_may_close_with_its_own_code_on_a_framing_error(serve):
+    class Strict(Recorder):
+        def on_error(self, code: int, message: str) -> None:
+            super().on_error(code, message)
+            self.session.send(b"error frame")
+            self.session.close(4999, "custom")
+
+    running = await serve(handler=Strict, max_frame_size=16)
+    client = await running.connect()
+
+    client.send(b"x" * 17)
+
+    assert await recv_frames(client, 1) == [b"error frame"]
+    closed = await asyncio.wait_for(client.wait_closed(), TIMEOUT)
+    assert (closed.code, closed.reason) == (4999, "custom")
+
+
+async def test_a_handler_that_raises_gets_its_session_closed_as_internal_error(serve):
+    running = await serve()
+    client = await running.connect()
+    handler = await running.next_handler()
+
+    client.send_many([b"raise", b"never handled"])
+
+    closed = await asyncio.wait_for(client.wait_closed(), TIMEOUT)
+    assert closed.code == ErrorCode.INTERNAL
+    await wait(handler.closed)
+    assert handler.frames == [b"raise"]
+
+
+async def test_a_frame_split_across_many_packets_arrives_whole(serve):
+    running = await serve(max_frame_size=1 << 20)
+    client = await running.connect()
+    big = os.urandom(300_000)
+
+    client.send(big)
+
+    assert await recv_frames(client, 1) == [big]
+
+
+async def test_a_frame_sent_one_byte_per_packet_arrives_whole(serve):
+    running = await serve()
+    client = await running.connect()
+    handler = await running.next_handler()
+
+    for byte in frame_with_length(b"split") + frame_with_length(b"again"):
+        client.send_bytes(bytes([byte]), flush=True)  # one packet each
+
+    assert await recv_frames(client, 2) == [b"split", b"again"]
+    assert handler.frames == [b"split", b"again"]
+
+
+async def test_many_frames_in_one_packet_come_back_together(serve):
+    running = await serve()
+    client = await running.connect()
+    frames = [b"%02d" % i for i in range(50)]
+
+    client.send_many(frames)  # 300 bytes: one packet
+
+    # The server handles all 50 in one wake-up and answers in one packet: the client reads them at once.
+    assert await asyncio.wait_for(client.recv_batch(), TIMEOUT) == frames
+
+
+async def test_frames_sent_in_one_loop_iteration_leave_in_one_datagram(serve):
+    running = await serve()
+    client = await running.connect()
+    session = (await running.next_handler()).session
+    client.send(b"hello")  # the server learns of the client's stream from its first bytes
+    assert await recv_frames(client, 1) == [b"hello"]
+    transport = running.server.transport
+    datagrams: list[bytes] = []
+    real_sendto = transport.sendto
+
+    def counting_sendto(data, addr=None):
+        datagrams.append(data)
+        real_sendto(data, addr)
+
+    transport.sendto = counting_sendto
+    try:
+        for i in range(40):
+            session.send(b"push %02d" % i)
+        assert datagrams == []  # nothing leaves until the loop turns
+        await asyncio.sleep(0)  # one turn of the loop: the transmit scheduled by the first send runs
+    finally:
+        transport.sendto = real_sendto
+
+    assert len(datagrams) == 1
+    assert await recv_frames(client, 40) == [b"push %02d" % i for i in range(40)]
+
+
+async def test_frames_sent_before_the_clients_first_bytes_are_delivered_first(serve):
+    class Greeter(Recorder):
+        def __init__(self, session: WebTransportSession) -> None:
+            super().__init__(session)
+            session.send(b"welcome")
+
+    running = await serve(handler=Greeter)
+    client = await running.connect()
+
+    client.send(b"echo")
+
+    assert await recv_frames(client, 2) == [b"welcome", b"echo"]
+
+
+async def test_pending_bytes_counts_what_has_not_left_yet(serve):
+    running = await serve()
+    client = await running.connect()
+    session = (await running.next_handler()).session
+
+    session.send(b"x" * 500_000)
+    assert session.pending_bytes == 500_004  # queued until the client's stream is known
+    client.send(b"hello")
+
+    assert await recv_frames(client, 2) == [b"x" * 500_000, b"hello"]
+    assert session.pending_bytes == 0
+    session.send(b"y" * 500_000)
+    assert session.pending_bytes == 500_004
+    assert await recv_frames(client, 1) == [b"y" * 500_000]
+    assert session.pending_bytes == 0
+
+
+async def test_closing_the_server_closes_every_session(serve):
+    running = await serve()
+    clients = [await running.connect() for _ in range(3)]
+    handlers = [await running.next_handler() for _ in range(3)]
+
+    running.server.close()
+
+    for client in clients:
+        await asyncio.wait_for(client.wait_closed(), TIMEOUT)
+    assert [handler.closed_calls for handler in handlers] == [1, 1, 1]
+
+
+async def test_one_process_serves_1000_sessions_at_once(serve):
+    running: Running = await serve()
+    connecting = asyncio.Semaphore(20)  # handshakes run in Python on both ends of this one process
+
+    async def connect_one() -> WebTransportClient:
+        async with connecting:
+            return await running.connect(timeout=30)
+
+    clients = await asyncio.gather(*(connect_one() for _ in range(1000)))
+    assert len(running.server.sessions()) == 1000
+
+    for start in range(0, 1000, 100):  # waves, so the test's own clients do not starve the loop
+        wave = clients[start : start + 100]
+        for number, client in enumerate(wave, start):
+            client.send(b"%d" % number)
+        answers = await asyncio.wait_for(asyncio.gather(*(client.recv() for client in wave)), TIMEOUT)
+        assert answers == [b"%d" % number for number in range(start, start + 100)]
+
+    for client in clients:
+        client.abort()
+    running.server.close()
+    assert running.server.sessions() == []

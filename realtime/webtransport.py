@@ -1,0 +1,422 @@
+"""The WebTransport server: HTTP/3 over QUIC (aioquic) accepting sessions on one path.
+
+A session carries frames, each prefixed by its u32 little-endian length, on the one bidirectional
+stream its client opens. This module knows nothing of what the frames mean: `handler_factory(session)`
+returns a handler per session, which gets `on_frame` for every whole frame, `on_error` for a framing
+error (the session closes after it unless the handler closed it already) and `on_closed` exactly once,
+whoever ended the session. Reads are batched (every frame a datagram completes is delivered before
+anything is sent) and so are writes (whatever the handlers sent leaves in one transmit per wake-up).
+Measured facts behind these choices: /work/shared/notes/webtransport.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Callable, Iterable
+from typing import Protocol, cast
+
+from aioquic.buffer import Buffer  # type: ignore[attr-defined]
+from aioquic.h3.connection import H3_ALPN, ErrorCode, FrameUnexpected, H3Connection
+from aioquic.h3.events import DataReceived, H3Event, HeadersReceived, WebTransportStreamDataReceived
+from aioquic.quic.configuration import SMALLEST_MAX_DATAGRAM_SIZE, QuicConfiguration
+from aioquic.quic.connection import NetworkAddress, QuicConnection
+from aioquic.quic.events import (
+    ConnectionIdIssued,
+    ConnectionIdRetired,
+    ConnectionTerminated,
+    ProtocolNegotiated,
+    QuicEvent,
+    StopSendingReceived,
+    StreamReset,
+)
+from aioquic.quic.packet import QuicPacketType, encode_quic_version_negotiation, pull_quic_header
+
+from realtime.certificates import CertificateInfo
+from realtime.webtransport_quic import (
+    SESSION_GONE,
+    QuicDriver,
+    encode_close_capsule,
+    header_value,
+    parse_close_capsule,
+)
+from schema.frames import ErrorCode as FrameErrorCode
+from schema.frames import FrameError
+from schema.framing import FrameReader, frame_with_length
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_FRAME_SIZE = 64 * 1024
+# Handshakes run in Python and keep the loop busy: a bigger socket buffer rides out bursts of new
+# connections instead of dropping their packets (the kernel caps it at net.core.rmem_max).
+RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
+MAX_SESSIONS_PER_CONNECTION = 8  # browsers open one; a bound keeps a connection's bookkeeping small
+
+
+class WebTransportHandler(Protocol):
+    """What a session tells the code that owns it. Callbacks run on the event loop and must not block."""
+
+    def on_frame(self, frame: bytes) -> None: ...
+
+    def on_error(self, code: int, message: str) -> None: ...
+
+    def on_closed(self) -> None: ...
+
+
+HandlerFactory = Callable[["WebTransportSession"], WebTransportHandler]
+
+
+class WebTransportSession:
+    """One accepted session: send frames, close it, see how much it has not sent yet."""
+
+    __slots__ = (
+        "_connection",
+        "_reader",
+        "_stream_id",
+        "_unsent",
+        "_written",
+        "closed",
+        "handler",
+        "headers",
+        "path",
+        "session_id",
+    )
+
+    def __init__(self, connection: _Connection, session_id: int, headers: dict[str, str], max_frame_size: int) -> None:
+        self._connection = connection
+        self._reader = FrameReader(max_frame_size)
+        self._stream_id: int | None = None
+        self._unsent: list[bytes] = []  # frames sent before the client opened its stream
+        self._written = 0
+        self.closed = False
+        self.handler: WebTransportHandler | None = None
+        self.headers = headers  # request headers, names lower-case, pseudo-headers included
+        self.path = headers.get(":path", "")
+        self.session_id = session_id  # the id of the CONNECT stream, unique within its connection
+
+    @property
+    def remote_address(self) -> NetworkAddress:
+        return self._connection.remote_address
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes sent on this session that QUIC has not put on the wire yet (a slow reader makes it grow)."""
+        if self._stream_id is None:
+            return sum(map(len, self._unsent))
+        return self._written - self._connection.sent_offset(self._stream_id)
+
+    def send(self, frame: bytes) -> None:
+        """Queue one frame; frames sent in the same loop iteration leave together. The server learns of
+        the client's stream from its first bytes: frames sent before then wait for them."""
+        self._write(frame_with_length(frame))
+
+    def send_many(self, frames: Iterable[bytes]) -> None:
+        self._write(b"".join(map(frame_with_length, frames)))
+
+    def close(self, code: int = 0, reason: str = "") -> None:
+        """End the session with a code and reason the client sees; on_closed follows soon after."""
+        if self.closed:
+            return
+        self.closed = True
+        self._connection.end_session(self, capsule=encode_close_capsule(code, reason))
+        asyncio.get_running_loop().call_soon(self._notify_closed)
+
+    def _write(self, data: bytes) -> None:
+        if self.closed:
+            return  # a push racing the end of the session has nobody to go to
+        if self._stream_id is None:
+            self._unsent.append(data)
+            return
+        self._written += len(data)
+        self._connection.write(self._stream_id, data)
+
+    def _adopt(self, stream_id: int) -> None:
+        self._stream_id = stream_id
+        unsent, self._unsent = self._unsent, []
+        for data in unsent:
+            self._write(data)
+
+    def _receive(self, data: bytes, ended: bool) -> None:
+        if self.closed:
+            return
+        try:
+            frames = self._reader.feed(data)
+        except FrameError as error:
+            self._dispatch("on_error", error.code, error.message)
+            self.close(error.code, error.message)
+            return
+        for frame in frames:
+            if self.closed:
+                return
+            self._dispatch("on_frame", frame)
+        if ended:
+            self._ended_by_peer()
+
+    def _ended_by_peer(self) -> None:
+        """The client closed the session, its stream, or the whole connection."""
+        if self.closed:
+            return
+        self.closed = True
+        self._connection.end_session(self, capsule=b"")
+        self._notify_closed()
+
+    def _notify_closed(self) -> None:
+        handler, self.handler = self.handler, None
+        self._reader = FrameReader(0)
+        if handler is not None:
+            try:
+                handler.on_closed()
+            except Exception:
+                logger.exception("WebTransport handler failed in on_closed")
+
+    def _dispatch(self, callback: str, *args: object) -> None:
+        if self.handler is None:
+            return
+        try:
+            getattr(self.handler, callback)(*args)
+        except Exception:
+            logger.exception("WebTransport handler failed in %s; closing the session", callback)
+            self.close(FrameErrorCode.INTERNAL, "internal error")
+
+
+class _Connection(QuicDriver):
+    """One client's QUIC connection: answers its CONNECT requests and routes stream data to sessions."""
+
+    def __init__(self, server: WebTransportServer, quic: QuicConnection, remote_address: NetworkAddress) -> None:
+        super().__init__(quic, server.transport)
+        self.remote_address = remote_address
+        self._server = server
+        self._h3: H3Connection | None = None
+        self._sessions: dict[int, WebTransportSession] = {}  # by CONNECT stream id, closed ones included
+        self._data_streams: dict[int, WebTransportSession] = {}
+        self.cids: set[bytes] = set()
+
+    @property
+    def sessions(self) -> list[WebTransportSession]:
+        return [session for session in self._sessions.values() if not session.closed]
+
+    def end_session(self, session: WebTransportSession, *, capsule: bytes) -> None:
+        """Finish our side of a session's streams, with a close capsule when we are the one closing."""
+        if self._h3 is None or self.stopped:
+            return
+        # Either stream may be finished or reset by the peer already: then there is nothing to finish.
+        if session._stream_id is not None:
+            with contextlib.suppress(ValueError, RuntimeError):
+                self.write(session._stream_id, b"", end_stream=True)
+        with contextlib.suppress(ValueError, RuntimeError, FrameUnexpected):
+            self._h3.send_data(session.session_id, capsule, end_stream=True)
+            self.transmit_soon()
+
+    def shut_down(self, reason: str) -> None:
+        self.quic.close(error_code=ErrorCode.H3_NO_ERROR, reason_phrase=reason)
+        self.transmit()
+        self._terminated()
+
+    def handle_event(self, event: QuicEvent) -> None:
+        if isinstance(event, ProtocolNegotiated):
+            self._h3 = H3Connection(self.quic, enable_webtransport=True)
+        elif isinstance(event, ConnectionIdIssued):
+            self._server.route(event.connection_id, self)
+        elif isinstance(event, ConnectionIdRetired):
+            self._server.unroute(event.connection_id)
+        elif isinstance(event, ConnectionTerminated):
+            self._terminated()
+            return
+        elif isinstance(event, StreamReset | StopSendingReceived):
+            session = self._sessions.get(event.stream_id) or self._data_streams.get(event.stream_id)
+            if session is not None:
+                session._ended_by_peer()
+        if self._h3 is not None:
+            for h3_event in self._h3.handle_event(event):
+                self._handle_h3(h3_event)
+
+    def _handle_h3(self, event: H3Event) -> None:
+        if isinstance(event, HeadersReceived):
+            if event.stream_id not in self._sessions:
+                self._answer_request(event.stream_id, event.headers)
+        elif isinstance(event, WebTransportStreamDataReceived):
+            session = self._sessions.get(event.session_id)
+            if session is None:
+                self._refuse_stream(event.stream_id)
+            elif session._stream_id == event.stream_id:
+                session._receive(event.data, event.stream_ended)
+            elif session._stream_id is None and event.stream_id & 2 == 0 and not session.closed:
+                self._data_streams[event.stream_id] = session
+                session._adopt(event.stream_id)
+                session._receive(event.data, event.stream_ended)
+            else:
+                self._refuse_stream(event.stream_id)  # one bidirectional stream per session
+        elif isinstance(event, DataReceived):
+            session = self._sessions.get(event.stream_id)
+            if session is not None and (event.stream_ended or parse_close_capsule(event.data) is not None):
+                session._ended_by_peer()
+
+    def _answer_request(self, stream_id: int, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        assert self._h3 is not None
+        headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in raw_headers}
+        path = headers.get(":path", "").partition("?")[0]
+        is_webtransport = header_value(raw_headers, b":method") == b"CONNECT" and headers.get(":protocol") == (
+            "webtransport"
+        )
+        if path != self._server.path:
+            status = 404
+        elif not is_webtransport:
+            status = 405
+        elif len(self._sessions) >= MAX_SESSIONS_PER_CONNECTION:
+            status = 429
+        else:
+            status = 200
+        if status != 200:
+            self._h3.send_headers(stream_id, [(b":status", str(status).encode())], end_stream=True)
+            return
+        self._h3.send_headers(stream_id, [(b":status", b"200"), (b"sec-webtransport-http3-draft", b"draft02")])
+        session = WebTransportSession(self, stream_id, headers, self._server.max_frame_size)
+        self._sessions[stream_id] = session
+        try:
+            session.handler = self._server.handler_factory(session)
+        except Exception:
+            logger.exception("the WebTransport handler factory failed; closing the session")
+            session.close(FrameErrorCode.INTERNAL, "internal error")
+
+    def _refuse_stream(self, stream_id: int) -> None:
+        with contextlib.suppress(ValueError):
+            self.quic.stop_stream(stream_id, SESSION_GONE)
+            if stream_id & 2 == 0:
+                self.quic.reset_stream(stream_id, SESSION_GONE)
+
+    def _terminated(self) -> None:
+        self.stop()
+        self._server.forget(self)
+        for session in self._sessions.values():
+            if not session.closed:
+                session.closed = True
+                session._notify_closed()
+        self._data_streams.clear()
+
+
+class WebTransportServer(asyncio.DatagramProtocol):
+    """The UDP endpoint: routes datagrams to connections by connection id and creates new ones."""
+
+    def __init__(
+        self, configuration: QuicConfiguration, handler_factory: HandlerFactory, path: str, max_frame_size: int
+    ) -> None:
+        self.handler_factory = handler_factory
+        self.path = path
+        self.max_frame_size = max_frame_size
+        self._configuration = configuration
+        self._connections: dict[bytes, _Connection] = {}
+        self._transport: asyncio.DatagramTransport | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def transport(self) -> asyncio.DatagramTransport:
+        assert self._transport is not None, "the server is not listening"
+        return self._transport
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self.transport.get_extra_info("sockname")[:2]
+        return host, port
+
+    @property
+    def connections(self) -> set[_Connection]:
+        return set(self._connections.values())
+
+    def sessions(self) -> list[WebTransportSession]:
+        return [session for connection in self.connections for session in connection.sessions]
+
+    async def wait_idle(self) -> None:
+        """Wait until no connection is left (for a graceful stop: close the sessions, then wait)."""
+        await self._idle.wait()
+
+    def close(self, reason: str = "server shutting down") -> None:
+        """Close every connection (handlers get on_closed) and stop listening."""
+        for connection in self.connections:
+            connection.shut_down(reason)
+        self._connections.clear()
+        self._idle.set()
+        if self._transport is not None:
+            self._transport.close()
+
+    def route(self, cid: bytes, connection: _Connection) -> None:
+        self._connections[cid] = connection
+        connection.cids.add(cid)
+        self._idle.clear()
+
+    def unroute(self, cid: bytes) -> None:
+        connection = self._connections.pop(cid, None)
+        if connection is not None:
+            connection.cids.discard(cid)
+
+    def forget(self, connection: _Connection) -> None:
+        for cid in connection.cids:
+            self._connections.pop(cid, None)
+        connection.cids.clear()
+        if not self._connections:
+            self._idle.set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.DatagramTransport, transport)
+
+    def error_received(self, exc: Exception) -> None:
+        logger.debug("UDP error on the WebTransport socket: %s", exc)  # e.g. ICMP from a vanished client
+
+    def datagram_received(self, data: bytes, addr: NetworkAddress) -> None:
+        try:
+            self._route_datagram(data, addr)
+        except Exception:  # an exception here would close the socket for everyone
+            logger.exception("dropped a datagram from %s that could not be handled", addr)
+
+    def _route_datagram(self, data: bytes, addr: NetworkAddress) -> None:
+        try:
+            header = pull_quic_header(Buffer(data=data), host_cid_length=self._configuration.connection_id_length)
+        except ValueError:
+            return  # not QUIC
+        connection = self._connections.get(header.destination_cid)
+        if connection is None:
+            if len(data) < SMALLEST_MAX_DATAGRAM_SIZE:
+                return  # only a padded Initial may open a connection (and earn a reply)
+            if header.version is not None and header.version not in self._configuration.supported_versions:
+                if header.packet_type != QuicPacketType.VERSION_NEGOTIATION:
+                    packet = encode_quic_version_negotiation(
+                        source_cid=header.destination_cid,
+                        destination_cid=header.source_cid,
+                        supported_versions=self._configuration.supported_versions,
+                    )
+                    self.transport.sendto(packet, addr)
+                return
+            if header.packet_type != QuicPacketType.INITIAL:
+                return
+            quic = QuicConnection(
+                configuration=self._configuration, original_destination_connection_id=header.destination_cid
+            )
+            connection = _Connection(self, quic, addr)
+            self.route(header.destination_cid, connection)
+            self.route(quic.host_cid, connection)
+        connection.datagram_received(data, addr)
+
+
+async def serve_webtransport(
+    host: str,
+    port: int,
+    certificate: CertificateInfo,
+    handler_factory: HandlerFactory,
+    *,
+    path: str = "/wt",
+    idle_timeout: float = 60.0,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+) -> WebTransportServer:
+    """Listen on UDP host:port (port 0 picks a free one: see `server.address`) until `server.close()`."""
+    configuration = QuicConfiguration(
+        alpn_protocols=H3_ALPN, is_client=False, max_datagram_frame_size=65536, idle_timeout=idle_timeout
+    )
+    configuration.load_cert_chain(certificate.cert_path, certificate.key_path)
+    loop = asyncio.get_running_loop()
+    transport, server = await loop.create_datagram_endpoint(
+        lambda: WebTransportServer(configuration, handler_factory, path, max_frame_size), local_addr=(host, port)
+    )
+    transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+    return server

@@ -1,0 +1,131 @@
+"""What both ends of a WebTransport connection share: a QUIC connection driven from asyncio, and the
+capsule that closes a session.
+
+The aioquic cores (QuicConnection, H3Connection) do no I/O and read no clock. QuicDriver is the only
+place that gives them datagrams, timer ticks and `now`, and it sends what they produce at most once
+per event-loop iteration, however many frames were written in between: one transmit per wake-up, not
+per frame, is what keeps echo throughput high.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+
+from aioquic.buffer import Buffer, BufferReadError, encode_uint_var  # type: ignore[attr-defined]
+from aioquic.quic.connection import NetworkAddress, QuicConnection
+from aioquic.quic.events import QuicEvent
+from aioquic.quic.packet import QuicErrorCode
+
+logger = logging.getLogger(__name__)
+
+# draft-ietf-webtrans-http3: the capsule that ends a session (u32 code + UTF-8 reason), and the code
+# that resets streams of a session that is gone.
+CLOSE_SESSION_CAPSULE = 0x2843
+MAX_CLOSE_REASON_BYTES = 1024
+SESSION_GONE = 0x170D7B68
+_U32 = struct.Struct("!I")
+
+
+def encode_close_capsule(code: int, reason: str) -> bytes:
+    """CLOSE_WEBTRANSPORT_SESSION, sent as the body of the CONNECT stream."""
+    reason_bytes = reason.encode("utf-8")[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore").encode("utf-8")
+    payload = _U32.pack(code & 0xFFFF_FFFF) + reason_bytes
+    return encode_uint_var(CLOSE_SESSION_CAPSULE) + encode_uint_var(len(payload)) + payload
+
+
+def parse_close_capsule(body: bytes) -> tuple[int, str] | None:
+    """The (code, reason) of the first CLOSE_WEBTRANSPORT_SESSION capsule in a CONNECT stream's body."""
+    buffer = Buffer(data=body)
+    try:
+        while not buffer.eof():
+            capsule_type = buffer.pull_uint_var()
+            payload = buffer.pull_bytes(buffer.pull_uint_var())
+            if capsule_type == CLOSE_SESSION_CAPSULE and len(payload) >= 4:
+                return _U32.unpack_from(payload)[0], payload[4:].decode("utf-8", "replace")
+    except BufferReadError:
+        pass
+    return None
+
+
+def header_value(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    return next((value for key, value in headers if key == name), None)
+
+
+class QuicDriver:
+    """One QuicConnection on an asyncio datagram transport. Subclasses implement `handle_event`."""
+
+    def __init__(self, quic: QuicConnection, transport: asyncio.DatagramTransport) -> None:
+        self.quic = quic
+        self._transport = transport
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._flush: asyncio.Handle | None = None
+        self.stopped = False
+
+    def handle_event(self, event: QuicEvent) -> None:
+        raise NotImplementedError
+
+    def datagram_received(self, data: bytes, addr: NetworkAddress) -> None:
+        if self.stopped:
+            return
+        self.quic.receive_datagram(data, addr, now=self._loop.time())
+        self._process_events()
+        self.transmit()
+
+    def write(self, stream_id: int, data: bytes, *, end_stream: bool = False) -> None:
+        """Queue bytes on a stream; they leave with the next transmit (this iteration's, or one soon)."""
+        self.quic.send_stream_data(stream_id, data, end_stream)
+        self.transmit_soon()
+
+    def sent_offset(self, stream_id: int) -> int:
+        """How far into a stream QUIC has sent (the rest of what was written waits on flow or congestion
+        control). aioquic has no public accessor for a stream's send state: this is its one private read."""
+        stream = self.quic._streams.get(stream_id)
+        return 0 if stream is None else int(stream.sender.highest_offset)
+
+    def transmit_soon(self) -> None:
+        if self._flush is None:
+            self._flush = self._loop.call_soon(self.transmit)
+
+    def transmit(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        if self.stopped:
+            return
+        for data, addr in self.quic.datagrams_to_send(now=self._loop.time()):
+            self._transport.sendto(data, addr)
+        timer_at = self.quic.get_timer()
+        if timer_at != self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = None if timer_at is None else self._loop.call_at(timer_at, self._on_timer)
+            self._timer_at = timer_at
+
+    def stop(self) -> None:
+        """Forget the connection: no more timer ticks or transmits."""
+        self.stopped = True
+        for handle in (self._timer, self._flush):
+            if handle is not None:
+                handle.cancel()
+        self._timer = self._flush = None
+        self._timer_at = None
+
+    def _on_timer(self) -> None:
+        now = max(self._timer_at or 0.0, self._loop.time())
+        self._timer = None
+        self._timer_at = None
+        self.quic.handle_timer(now=now)
+        self._process_events()
+        self.transmit()
+
+    def _process_events(self) -> None:
+        while (event := self.quic.next_event()) is not None:
+            try:
+                self.handle_event(event)
+            except Exception:
+                logger.exception("closing a QUIC connection after an error handling %s", type(event).__name__)
+                self.quic.close(error_code=QuicErrorCode.INTERNAL_ERROR, reason_phrase="internal error")
