@@ -211,6 +211,7 @@ LOGGING = {
     "loggers": {
         "django.request": {"level": "ERROR"},
         "django.server": {"level": "WARNING"},
+        "quic": {"level": "WARNING"},  # aioquic logs every connection at INFO
     },
 }
 
