@@ -144,6 +144,12 @@ class WebTransportSession:
         try:
             frames = self._reader.feed(data)
         except FrameError as error:
+            for frame in getattr(error, "frames", ()):  # whole frames before a bad length prefix
+                if self.closed:
+                    return
+                self._dispatch("on_frame", frame)
+            if self.closed:
+                return
             self._dispatch("on_error", error.code, error.message)
             self.close(error.code, error.message)
             return

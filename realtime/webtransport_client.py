@@ -215,6 +215,7 @@ class WebTransportClient(QuicDriver):
         try:
             frames = self._reader.feed(data)
         except FrameError as error:
+            self._frames.extend(getattr(error, "frames", ()))  # whole frames before a bad length prefix
             self._session_over(error.code, error.message)
             self.quic.close(error_code=ErrorCode.H3_NO_ERROR, reason_phrase=error.message)
             return

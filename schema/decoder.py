@@ -1,6 +1,5 @@
-"""Bytes to typed frames and envelopes, trusting nothing in them. Internal to schema/: import
-decode_frame, decode_client_frame, frame_type, read_send_message, decode_upstream and
-decode_downstream from schema.codec.
+"""Bytes to typed frames, trusting nothing in them. Internal to schema/: import decode_frame,
+decode_client_frame, frame_type and read_send_message from schema.codec.
 
 A read past the end raises struct.error or IndexError, turned into FrameError; what Python would not
 refuse is checked here: a negative position (which reads from the end), a slice past the end (which
@@ -20,8 +19,6 @@ from schema.frames import (
     AuthResult,
     ClientFrame,
     Cursor,
-    Delivery,
-    Downstream,
     ErrorCode,
     ErrorFrame,
     FrameError,
@@ -44,7 +41,6 @@ from schema.frames import (
     SystemNotification,
     Typing,
     TypingUpdate,
-    Upstream,
 )
 
 Buffer: TypeAlias = bytes | bytearray | memoryview
@@ -57,6 +53,9 @@ _I64_AT = struct.Struct("<q").unpack_from
 _VTABLE_ENTRIES_AT = tuple(struct.Struct(f"<{count}H").unpack_from for count in range(16))
 _ABSENT = tuple((0,) * count for count in range(16))
 _MESSAGE_KINDS = tuple(MessageKind)
+_FRAME_FIELDS = layouts.FRAME.field_count
+_SEND_MESSAGE_FIELDS = layouts.SEND_MESSAGE.field_count
+_SEND_MESSAGE_TAG = int(FrameType.SEND_MESSAGE)  # a plain int compares 6 times faster than the enum member
 _PING_FRAME = Ping()
 _PONG_FRAME = Pong()
 
@@ -69,22 +68,29 @@ def _missing(table: str, field: str) -> FrameError:
     return FrameError(ErrorCode.MALFORMED, f"malformed frame: {table} needs {field}")
 
 
-def _fields(buffer: bytes, position: int, count: int) -> list[int]:
-    """Where each of the first `count` fields of the table at `position` lies (0: absent). Fields that
-    an older writer did not know are absent; fields a newer writer added past `count` are ignored.
-    Reads past the end raise struct.error or IndexError (converted by the callers): only a negative
-    position, which Python would read from the end, needs a check of its own."""
+def _slots(buffer: bytes, position: int, count: int) -> tuple[int, ...]:
+    """The vtable entries of the first `count` fields of the table at `position`: where each field lies
+    from `position` (0: absent). Fields that an older writer did not know are absent; fields a newer
+    writer added past `count` are ignored. Reads past the end raise struct.error or IndexError
+    (converted by the callers): only a negative position, which Python would read from the end,
+    needs a check of its own."""
     vtable = position - _I32_AT(buffer, position)[0]
     if vtable < 0:
         raise _malformed("a vtable lies outside the buffer")
     listed = (_U16_AT(buffer, vtable)[0] - 4) >> 1
+    entries: tuple[int, ...]
     if listed >= count:
-        offsets = _VTABLE_ENTRIES_AT[count](buffer, vtable + 4)
-    elif listed >= 0:
-        offsets = _VTABLE_ENTRIES_AT[listed](buffer, vtable + 4) + _ABSENT[count - listed]
-    else:
-        raise _malformed("a vtable is shorter than its header")
-    return [position + offset if offset else 0 for offset in offsets]
+        entries = _VTABLE_ENTRIES_AT[count](buffer, vtable + 4)
+        return entries
+    if listed >= 0:
+        entries = _VTABLE_ENTRIES_AT[listed](buffer, vtable + 4) + _ABSENT[count - listed]
+        return entries
+    raise _malformed("a vtable is shorter than its header")
+
+
+def _fields(buffer: bytes, position: int, count: int) -> list[int]:
+    """Where each of the first `count` fields of the table at `position` lies in the buffer (0: absent)."""
+    return [position + offset if offset else 0 for offset in _slots(buffer, position, count)]
 
 
 def _u64(buffer: bytes, at: int) -> int:
@@ -142,13 +148,6 @@ def _vector(buffer: bytes, at: int, element_size: int) -> tuple[int, int]:
     return first, count
 
 
-def _bytes(buffer: bytes, at: int) -> bytes:
-    if not at:
-        return b""
-    first, count = _vector(buffer, at, 1)
-    return buffer[first : first + count]
-
-
 def _string(buffer: bytes, at: int) -> str:
     if not at:
         return ""
@@ -157,13 +156,6 @@ def _string(buffer: bytes, at: int) -> str:
     if buffer[end]:  # IndexError past the end; strings end with a zero byte
         raise _malformed("a string lacks its terminating zero")
     return buffer[first:end].decode()
-
-
-def _u64_vector(buffer: bytes, at: int) -> tuple[int, ...]:
-    if not at:
-        return ()
-    first, count = _vector(buffer, at, 8)
-    return struct.unpack_from(f"<{count}Q", buffer, first)
 
 
 def _table_positions(buffer: bytes, at: int) -> list[int]:
@@ -208,19 +200,40 @@ def _ping(buffer: bytes, position: int) -> Ping:
 
 
 def _send_message(buffer: bytes, position: int) -> SendMessage:
-    f = _fields(buffer, position, layouts.SEND_MESSAGE.field_count)
-    client_msg_id = _string(buffer, f[0])
-    conversation_id = _u64(buffer, f[1])
+    # The logic worker's hot path (read_send_message), so _u64, _kind and _string are inlined: the
+    # same checks, a fifth less time.
+    client_msg_id_at, conversation_id_at, kind_at, body_at, reply_to_id_at = _slots(
+        buffer, position, _SEND_MESSAGE_FIELDS
+    )
+    client_msg_id = body = ""
+    if client_msg_id_at:
+        client_msg_id_at += position
+        first = client_msg_id_at + 4 + _U32_AT(buffer, client_msg_id_at)[0]
+        end = first + _U32_AT(buffer, first - 4)[0]
+        if buffer[end]:
+            raise _malformed("a string lacks its terminating zero")
+        client_msg_id = buffer[first:end].decode()
+    conversation_id: int = _U64_AT(buffer, position + conversation_id_at)[0] if conversation_id_at else 0
     if not client_msg_id:
         raise _missing("SendMessage", "client_msg_id")
     if not conversation_id:
         raise _missing("SendMessage", "conversation_id")
+    kind = buffer[position + kind_at] if kind_at else 0
+    if kind >= len(_MESSAGE_KINDS):
+        raise _malformed(f"unknown message kind {kind}")
+    if body_at:
+        body_at += position
+        first = body_at + 4 + _U32_AT(buffer, body_at)[0]
+        end = first + _U32_AT(buffer, first - 4)[0]
+        if buffer[end]:
+            raise _malformed("a string lacks its terminating zero")
+        body = buffer[first:end].decode()
     return SendMessage(
         client_msg_id=client_msg_id,
         conversation_id=conversation_id,
-        kind=_kind(buffer, f[2]),
-        body=_string(buffer, f[3]),
-        reply_to_id=_u64(buffer, f[4]),
+        kind=_MESSAGE_KINDS[kind],
+        body=body,
+        reply_to_id=_U64_AT(buffer, position + reply_to_id_at)[0] if reply_to_id_at else 0,
     )
 
 
@@ -410,13 +423,15 @@ def _body(buffer: bytes) -> tuple[int, int]:
     """(union tag, position of the body table) of a Frame; the tag is one this codec knows."""
     if len(buffer) < 4:
         raise _malformed("shorter than 4 bytes" if buffer else "empty")
-    type_at, body_at = _fields(buffer, _U32_AT(buffer, 0)[0], layouts.FRAME.field_count)
-    tag = buffer[type_at] if type_at else 0
+    root = _U32_AT(buffer, 0)[0]
+    type_at, body_at = _slots(buffer, root, _FRAME_FIELDS)
+    tag = buffer[root + type_at] if type_at else 0
     if tag not in _DECODERS:
         raise _malformed(f"unknown frame type {tag}")
     if not body_at:
         raise _missing("Frame", "body")
-    return tag, _target(buffer, body_at)
+    body_at += root
+    return tag, body_at + _U32_AT(buffer, body_at)[0]
 
 
 def frame_type(data: Buffer) -> int:
@@ -457,52 +472,11 @@ def decode_client_frame(data: Buffer) -> ClientFrame:
 def read_send_message(data: Buffer) -> SendMessage:
     """The hot-path reader of the logic worker: a SendMessage frame, straight to its fields.
     Raises FrameError like decode_frame, and FrameError(UNEXPECTED_FRAME) for any other frame type."""
-    buffer = _as_bytes(data)
+    buffer = data if type(data) is bytes else bytes(data)
     try:
         tag, body = _body(buffer)
-        if tag != FrameType.SEND_MESSAGE:
+        if tag != _SEND_MESSAGE_TAG:
             raise FrameError(ErrorCode.UNEXPECTED_FRAME, f"expected a SendMessage frame, got {FrameType(tag).name}")
         return _send_message(buffer, body)
     except _READ_ERRORS as exc:
         raise _converted(exc) from None
-
-
-def decode_upstream(data: Buffer) -> Upstream:
-    """An Upstream envelope; its frame stays bytes. Raises FrameError on anything else."""
-    buffer = _as_bytes(data)
-    try:
-        f = _fields(buffer, _U32_AT(buffer, 0)[0], layouts.UPSTREAM.field_count)
-        upstream = Upstream(
-            frame=_bytes(buffer, f[0]),
-            user_id=_u64(buffer, f[1]),
-            device_id=_string(buffer, f[2]),
-            session_id=_u64(buffer, f[3]),
-            node_id=_string(buffer, f[4]),
-            connection_id=_u64(buffer, f[5]),
-            received_at=_i64(buffer, f[6]),
-        )
-    except _READ_ERRORS as exc:
-        raise _converted(exc) from None
-    if not upstream.frame or not upstream.user_id or not upstream.node_id:
-        raise _missing("Upstream", "frame, user_id and node_id")
-    return upstream
-
-
-def decode_downstream(data: Buffer) -> Downstream:
-    """A Downstream envelope; each delivery's frame stays bytes. Raises FrameError on anything else."""
-    buffer = _as_bytes(data)
-    try:
-        (deliveries_at,) = _fields(buffer, _U32_AT(buffer, 0)[0], layouts.DOWNSTREAM.field_count)
-        deliveries = []
-        size = 0
-        for position in _table_positions(buffer, deliveries_at):
-            frame_at, connections_at = _fields(buffer, position, layouts.DELIVERY.field_count)
-            delivery = Delivery(frame=_bytes(buffer, frame_at), connection_ids=_u64_vector(buffer, connections_at))
-            # Offsets may be shared; a valid buffer never holds more than its own size.
-            size += len(delivery.frame) + 8 * len(delivery.connection_ids)
-            if size > len(buffer):
-                raise _malformed("vectors are shared too often")
-            deliveries.append(delivery)
-    except _READ_ERRORS as exc:
-        raise _converted(exc) from None
-    return Downstream(deliveries=tuple(deliveries))

@@ -7,6 +7,7 @@ values, error codes) is the schema's; schema/tests check that the two agree.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Annotated
 
 import msgspec
 
@@ -237,30 +238,46 @@ ServerFrame = (
 AnyFrame = ClientFrame | ServerFrame
 
 
-# Internal NATS envelopes
+# Internal NATS envelopes: msgspec MessagePack, not FlatBuffers (schema/README.md says why). Each
+# is an array of its fields in declaration order (array_like), so that order is the wire format:
+# new fields go at the end, with a default. The constraints (Meta) are checked when decoding only.
+
+# MessagePack ints stop at 2**64 - 1 and at -2**63 (and msgspec takes no bound beyond int64).
+_Uint64 = Annotated[int, msgspec.Meta(ge=0)]
+_Id = Annotated[int, msgspec.Meta(ge=1)]
+"""A uint64 that must be set."""
+_Int64 = Annotated[int, msgspec.Meta(le=2**63 - 1)]
+_NonEmptyBytes = Annotated[bytes, msgspec.Meta(min_length=1)]
+_NonEmptyStr = Annotated[str, msgspec.Meta(min_length=1)]
 
 
-class Upstream(_Struct, frozen=True, kw_only=True):
+class _Envelope(msgspec.Struct, frozen=True, kw_only=True, gc=False, array_like=True):
+    """Like _Struct, but written as a MessagePack array of the field values (no names)."""
+
+
+class Upstream(_Envelope, frozen=True, kw_only=True):
     """im.logic.upstream: one client frame (opaque bytes) with who sent it and where answers go."""
 
-    frame: bytes
-    user_id: int
+    frame: _NonEmptyBytes
+    user_id: _Id
     device_id: str
-    session_id: int
-    node_id: str
-    connection_id: int
-    received_at: int
+    session_id: _Uint64
+    node_id: _NonEmptyStr
+    """The access node holding the connection."""
+    connection_id: _Uint64
+    """Unique within that node."""
+    received_at: _Int64
     """Unix milliseconds, when the access node read the frame."""
 
 
-class Delivery(_Struct, frozen=True, kw_only=True):
+class Delivery(_Envelope, frozen=True, kw_only=True):
     """One encoded frame and the connections (of one access node) that get exactly these bytes."""
 
     frame: bytes
-    connection_ids: tuple[int, ...]
+    connection_ids: tuple[_Uint64, ...]
 
 
-class Downstream(_Struct, frozen=True, kw_only=True):
+class Downstream(_Envelope, frozen=True, kw_only=True):
     """im.access.{node_id}.downstream: a batch of pushes for one access node."""
 
     deliveries: tuple[Delivery, ...]

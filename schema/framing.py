@@ -17,11 +17,21 @@ def frame_with_length(payload: bytes) -> bytes:
     return _U32.pack(len(payload)) + payload
 
 
+class OversizeFrame(FrameError):
+    """A length prefix over the limit. `frames` holds the whole frames that came before it in the
+    same feed: they are good and must still be handled before the stream is closed."""
+
+    def __init__(self, message: str, frames: list[bytes]) -> None:
+        super().__init__(ErrorCode.TOO_LARGE, message)
+        self.frames = frames
+
+
 class FrameReader:
     """Splits the bytes of one stream, arriving in chunks of any size, into whole frames.
 
-    A length above max_size raises FrameError(TOO_LARGE) as soon as its 4 bytes arrive, before any
-    of the payload is buffered. The stream cannot be resynchronised after that: every later feed
+    A length above max_size raises OversizeFrame (a FrameError(TOO_LARGE) carrying the whole frames
+    that preceded it in the same chunk) as soon as its 4 bytes arrive, before any of the payload is
+    buffered. The stream cannot be resynchronised after that: every later feed
     raises the same error, and the caller closes the stream.
     """
 
@@ -51,11 +61,10 @@ class FrameReader:
         while end_of_data - start >= 4:
             (size,) = _U32.unpack_from(buffer, start)
             if size > self.max_size:
-                self._error = FrameError(
-                    ErrorCode.TOO_LARGE, f"frame of {size} bytes is over the limit of {self.max_size} bytes"
-                )
+                message = f"frame of {size} bytes is over the limit of {self.max_size} bytes"
+                self._error = FrameError(ErrorCode.TOO_LARGE, message)
                 buffer.clear()
-                raise self._error
+                raise OversizeFrame(message, frames)
             end = start + 4 + size
             if end > end_of_data:
                 break

@@ -34,7 +34,7 @@ from schema.frames import (
 )
 
 BOOL, U8, U16, U32, U64, I64 = range(6)  # scalars, stored inline
-STRING, BYTES, U64_VECTOR, CURSOR_VECTOR, TABLE, TABLE_VECTOR, UNION = range(6, 13)  # offsets
+STRING, CURSOR_VECTOR, TABLE, TABLE_VECTOR, UNION = range(6, 11)  # offsets
 SCALAR_FORMATS = {BOOL: "?", U8: "B", U16: "H", U32: "I", U64: "Q", I64: "q"}
 SCALAR_SIZES = {BOOL: 1, U8: 1, U16: 2, U32: 4, U64: 8, I64: 8}
 OFFSET_SIZE = 4
@@ -54,10 +54,12 @@ class Layout:
         "align_remainder",
         "children",
         "field_count",
+        "head_format",
         "offsets_at",
         "pack",
         "pack_offsets_into",
         "scalars",
+        "size",
         "vtable",
     )
 
@@ -80,12 +82,16 @@ class Layout:
             at[slot] = self.offsets_at + 4 * index
         size = self.offsets_at + 4 * len(child_slots)
 
+        self.size = size
+        """Bytes of the table itself (a multiple of 4 when it has offsets)."""
         self.field_count = len(kinds)
         self.align_mask, self.align_remainder = (7, 4) if any(SCALAR_SIZES.get(k) == 8 for k in kinds) else (3, 0)
         self.vtable = struct.pack(f"<{2 + len(kinds)}H", 4 + 2 * len(kinds), size, *at)
         # The offsets are written as zeros, then set once the children they point to are written.
         inline = "".join(SCALAR_FORMATS[kinds[slot]] for slot in scalar_slots)
-        self.pack = struct.Struct(f"<i{inline}{padding + 4 * len(child_slots)}x").pack
+        self.head_format = f"i{inline}{padding}x"
+        """struct format (no byte order) of the table up to its offsets: the vtable offset and the scalars."""
+        self.pack = struct.Struct(f"<{self.head_format}{4 * len(child_slots)}x").pack
         self.pack_offsets_into = struct.Struct(f"<{len(child_slots)}I").pack_into
         self.scalars: Callable[[Sequence[Any]], Sequence[Any]]
         if len(scalar_slots) > 1:
@@ -124,9 +130,6 @@ SYSTEM_NOTIFICATION = Layout(STRING)
 KICKED = Layout(STRING)
 ERROR_FRAME = Layout(U16, STRING)
 FRAME = Layout(U8, UNION)
-UPSTREAM = Layout(BYTES, U64, STRING, U64, STRING, U64, I64)
-DELIVERY = Layout(BYTES, U64_VECTOR)
-DOWNSTREAM = Layout(tables(DELIVERY))
 
 FRAME_LAYOUTS: dict[type[Struct], tuple[FrameType, Layout]] = {
     Auth: (FrameType.AUTH, AUTH),

@@ -38,8 +38,8 @@ def slot_order(table: str) -> list[str]:
 
 
 def build(builder: flatbuffers.Builder, value: msgspec.Struct) -> int:
-    """The table for a typed frame, message or envelope, written by the generated builders (which
-    leave out every field equal to its default)."""
+    """The table for a typed frame or message, written by the generated builders (which leave out
+    every field equal to its default)."""
     table = type(value).__name__
     module = generated(table)
     prepared: dict[str, Any] = {}
@@ -48,8 +48,6 @@ def build(builder: flatbuffers.Builder, value: msgspec.Struct) -> int:
         name = camel(field.name)
         if isinstance(item, str):
             prepared[name] = builder.CreateString(item)
-        elif isinstance(item, bytes):
-            prepared[name] = builder.CreateByteVector(item)
         elif isinstance(item, msgspec.Struct):
             prepared[name] = build(builder, item)
         elif isinstance(item, tuple):
@@ -59,13 +57,10 @@ def build(builder: flatbuffers.Builder, value: msgspec.Struct) -> int:
                 start_vector(builder, len(item))
                 for table_offset in reversed(tables):
                     builder.PrependUOffsetTRelative(table_offset)
-            else:
+            else:  # a vector of structs (Cursor), written inline
                 start_vector(builder, len(item))
                 for element in reversed(item):
-                    if isinstance(element, Cursor):
-                        generated("Cursor").CreateCursor(builder, element.conversation_id, element.after_seq)
-                    else:
-                        builder.PrependUint64(element)
+                    generated("Cursor").CreateCursor(builder, element.conversation_id, element.after_seq)
             prepared[name] = builder.EndVector()
     module.Start(builder)
     for field in msgspec.structs.fields(value):
@@ -85,12 +80,6 @@ def build_frame(frame: msgspec.Struct) -> bytes:
     return bytes(builder.Output())
 
 
-def build_root(value: msgspec.Struct) -> bytes:
-    builder = flatbuffers.Builder(256)
-    builder.Finish(build(builder, value))
-    return bytes(builder.Output())
-
-
 def assert_reads_as(table: Any, value: msgspec.Struct) -> None:
     """Every field of `value` is what the generated accessors of `table` read."""
     for field in msgspec.structs.fields(value):
@@ -99,9 +88,6 @@ def assert_reads_as(table: Any, value: msgspec.Struct) -> None:
         where = f"{type(value).__name__}.{field.name}"
         if isinstance(expected, msgspec.Struct):
             assert_reads_as(getattr(table, name)(), expected)
-        elif isinstance(expected, bytes):
-            length = getattr(table, f"{name}Length")()
-            assert bytes(getattr(table, name)(j) for j in range(length)) == expected, where
         elif isinstance(expected, tuple):
             assert getattr(table, f"{name}Length")() == len(expected), where
             for j, element in enumerate(expected):

@@ -104,3 +104,16 @@ def test_random_stream_bytes_give_frames_or_frame_error(data):
 def test_a_maximum_that_a_u32_cannot_express_is_refused(max_size):
     with pytest.raises(ValueError, match="max_size"):
         FrameReader(max_size=max_size)
+
+
+def test_whole_frames_before_an_oversize_length_prefix_are_not_lost() -> None:
+    from schema.framing import OversizeFrame
+
+    reader = FrameReader(max_size=16)
+    chunk = frame_with_length(b"first") + frame_with_length(b"second") + (1000).to_bytes(4, "little") + b"x"
+    with pytest.raises(OversizeFrame) as caught:
+        reader.feed(chunk)
+    assert caught.value.frames == [b"first", b"second"]
+    assert caught.value.code == ErrorCode.TOO_LARGE
+    with pytest.raises(FrameError):
+        reader.feed(frame_with_length(b"later"))

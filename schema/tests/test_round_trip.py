@@ -1,34 +1,26 @@
-"""Encode then decode gives back the same frame, for every union member and both envelopes."""
+"""Encode then decode gives back the same frame, for every union member (envelopes: test_envelopes.py)."""
 
 from __future__ import annotations
 
-import msgspec
 import pytest
 from hypothesis import given
 
 from schema.codec import (
     AnyFrame,
-    Delivery,
-    Downstream,
     FrameType,
     Message,
     PushMessage,
     SendMessage,
     Sync,
-    Upstream,
     decode_client_frame,
-    decode_downstream,
     decode_frame,
-    decode_upstream,
-    encode_downstream,
     encode_frame,
-    encode_upstream,
     frame_type,
     read_send_message,
 )
 from schema.frames import FIRST_SERVER_FRAME_TYPE
 from schema.tests.flatc_oracle import snake
-from schema.tests.strategies import DOWNSTREAM, EXAMPLES, MESSAGE, UPSTREAM, downstreams, frames, upstreams
+from schema.tests.strategies import EXAMPLES, frames
 
 
 def test_every_frame_type_has_an_example():
@@ -61,44 +53,6 @@ def test_client_frames_decode_as_client_frames(name):
     frame = EXAMPLES[name]
     if frame_type(encode_frame(frame)) < FIRST_SERVER_FRAME_TYPE:
         assert decode_client_frame(encode_frame(frame)) == frame
-
-
-def test_upstream_envelope_survives_a_round_trip():
-    assert decode_upstream(encode_upstream(UPSTREAM)) == UPSTREAM
-
-
-def test_downstream_envelope_survives_a_round_trip():
-    assert decode_downstream(encode_downstream(DOWNSTREAM)) == DOWNSTREAM
-
-
-def test_an_empty_downstream_survives_a_round_trip():
-    assert decode_downstream(encode_downstream(Downstream(deliveries=()))) == Downstream(deliveries=())
-
-
-@given(upstreams)
-def test_any_upstream_survives_a_round_trip(upstream: Upstream):
-    assert decode_upstream(encode_upstream(upstream)) == upstream
-
-
-@given(downstreams)
-def test_any_downstream_survives_a_round_trip(downstream: Downstream):
-    assert decode_downstream(encode_downstream(downstream)) == downstream
-
-
-def test_an_upstream_carries_the_client_frame_bytes_unchanged():
-    frame = encode_frame(EXAMPLES["SendMessage"])
-    upstream = decode_upstream(encode_upstream(msgspec.structs.replace(UPSTREAM, frame=frame)))
-    assert upstream.frame == frame
-    assert read_send_message(upstream.frame) == EXAMPLES["SendMessage"]
-
-
-def test_a_push_is_encoded_once_and_delivered_as_the_same_bytes():
-    push = encode_frame(PushMessage(message=MESSAGE))
-    downstream = decode_downstream(
-        encode_downstream(Downstream(deliveries=(Delivery(frame=push, connection_ids=(1, 2, 3)),)))
-    )
-    assert downstream.deliveries[0].frame == push
-    assert downstream.deliveries[0].connection_ids == (1, 2, 3)
 
 
 def test_the_fast_send_message_reader_agrees_with_decode_frame():
