@@ -32,7 +32,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -357,7 +356,7 @@ class _Batch:
         now = timezone.now()
         next_seq = {cid: seq + 1 for cid, seq in self.last_seq.items()}
         last_id: dict[int, int] = {}
-        rows: list[tuple[Any, ...]] = []
+        rows: list[bulk.NewMessage] = []
         read_upto: dict[int, int] = {}
         for index, message_id in zip(accepted, ids, strict=True):
             request = requests[index]
@@ -366,8 +365,8 @@ class _Batch:
             next_seq[cid] = seq + 1
             last_id[cid] = message_id
             rows.append(
-                (message_id, now, now, False, cid, seq, request.sender_id, request.client_msg_id, request.kind,
-                 request.body, request.reply_to_id, None, False)
+                (message_id, cid, seq, request.sender_id, request.client_msg_id, request.kind, request.body,
+                 request.reply_to_id)
             )  # fmt: skip
             stored = StoredMessage(
                 message_id, cid, seq, request.sender_id, request.client_msg_id, request.kind, request.body,
@@ -378,7 +377,7 @@ class _Batch:
             if membership_id is not None:
                 read_upto[membership_id] = seq
         bulk.advance_seqs({cid: next_seq[cid] - 1 for cid in last_id}, last_id, now)
-        bulk.insert_messages(rows)
+        bulk.insert_new_messages(rows, now)
         bulk.raise_read_positions(read_upto, now)
 
 
