@@ -81,7 +81,7 @@ class SimNode:
         frames = self.received.get(connection_id, [])
         return [f for f in frames if kind is None or isinstance(f, kind)]
 
-    async def wait_for(self, condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    async def wait_for(self, condition: Callable[[], bool], timeout: float = 30.0) -> None:
         deadline = asyncio.get_running_loop().time() + timeout
         while not condition():
             remaining = deadline - asyncio.get_running_loop().time()
