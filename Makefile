@@ -24,12 +24,8 @@ seed: migrate
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py seed_demo
 
 run: seed
-	@echo ""
-	@echo "  API:     http://$(HOST):$(PORT)/api/v1/   (health: /api/v1/health)"
-	@echo "  Docs:    http://$(HOST):$(PORT)/api/docs/"
-	@echo "  Admin:   http://$(HOST):$(PORT)/admin/"
-	@echo ""
-	DEBUG=$${DEBUG:-1} $(BIN)/daphne -b $(HOST) -p $(PORT) imsite.asgi:application
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py dev --host $(HOST) --port $(PORT) \
+		--access-nodes $${ACCESS_NODES:-1} --logic-workers $${LOGIC_WORKERS:-1}
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $${PYTEST_WORKERS:-2} $(PYTEST_ARGS)
