@@ -44,6 +44,12 @@ def _database_url() -> str:
     return f"postgres://{user}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _setup(run: str, pairs: int) -> tuple[list[tuple[int, int, int]], list[int]]:
     """pairs of friends with a direct conversation: [(sender, receiver, conversation)], all user ids."""
     users = [User(username=f"b{run}{i}", nickname=f"bench {i}", password="!") for i in range(2 * pairs)]
@@ -175,7 +181,11 @@ def run_w5(*, messages: int, pairs: int, window: int, batch: int, out: io.TextIO
             if worker.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the logic worker did not start; its log is {log.name}")
             time.sleep(0.05)
+        worker_cpu_before = _cpu_seconds(worker.pid)
+        feeder_cpu_before = time.process_time()
         elapsed, acked = asyncio.run(_feed(settings.NATS_URL, triples, messages, window, run))
+        worker_cpu = _cpu_seconds(worker.pid) - worker_cpu_before
+        feeder_cpu = time.process_time() - feeder_cpu_before
         stored = Message.objects.filter(conversation_id__in=conversation_ids).count()
         copy_seconds = _copy_baseline(messages, triples, batch, run)
     finally:
@@ -192,6 +202,9 @@ def run_w5(*, messages: int, pairs: int, window: int, batch: int, out: io.TextIO
             "copyRowsPerSecond": round(copy_rate),
             "ratioToCopy": round(worker_rate / copy_rate, 3),
             "seconds": round(elapsed, 3),
+            "workerCpuMicrosPerMessage": round(worker_cpu / messages * 1e6, 1),
+            "workerBusyShare": round(worker_cpu / elapsed, 2),
+            "feederCpuMicrosPerMessage": round(feeder_cpu / messages * 1e6, 1),
             "acked": acked,
             "stored": stored,
             "lost": messages - stored,

@@ -109,11 +109,17 @@ class Message(BaseModel):
         on_delete=models.DO_NOTHING,
         db_constraint=False,
         related_name="messages",
+        db_index=False,  # (conversation, seq) leads with it: a second index only slows inserts
         db_comment="The conversation",
     )
     seq = models.BigIntegerField(db_comment="Position in the conversation: 1, 2, 3 ... with no gaps")
     sender = models.ForeignKey(
-        User, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+", db_comment="Who sent it"
+        User,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+        db_index=False,  # (sender, client_msg_id) leads with it
+        db_comment="Who sent it",
     )
     client_msg_id = string_field(
         CLIENT_MSG_ID_MAX_LENGTH, "Sender-chosen id that makes retries idempotent; 'sys-<id>' for system messages"

@@ -28,13 +28,13 @@ first message, marked duplicate. Pushing stored messages to devices is the calle
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from friends.models import Block, Friendship
@@ -201,10 +201,25 @@ _STORED_FIELDS = (
 )
 
 
-def _stored_by_key(senders: set[int], client_msg_ids: set[str]) -> dict[tuple[int, str], Message]:
-    """Messages already stored under any of the (sender, client_msg_id) keys (a superset query, then exact keys)."""
-    rows = Message.all_objects.filter(sender_id__any=senders, client_msg_id__any=client_msg_ids).only(*_STORED_FIELDS)
-    return {(row.sender_id, row.client_msg_id): row for row in rows}
+def _stored_by_key(keys: set[tuple[int, str]]) -> dict[tuple[int, str], Message]:
+    """Messages already stored under any of the (sender, client_msg_id) keys."""
+    if connection.vendor == "postgresql":
+        # Exact pairs: `sender = ANY(..) AND client_msg_id = ANY(..)` probes the index for the cross
+        # product (200 senders x 1,024 ids took 290 ms in W5); a join on unnest probes each key once.
+        senders, cmids = zip(*keys, strict=True)
+        rows: Iterable[Message] = Message.all_objects.raw(
+            f"SELECT {', '.join('m.' + name for name in _STORED_FIELDS)} FROM {Message._meta.db_table} AS m "  # noqa: S608
+            "JOIN unnest(%s::bigint[], %s::text[]) AS k(sender_id, client_msg_id) "
+            "ON m.sender_id = k.sender_id AND m.client_msg_id = k.client_msg_id",
+            [list(senders), list(cmids)],
+        )
+    else:
+        senders_set = {sender for sender, _ in keys}
+        cmids_set = {cmid for _, cmid in keys}
+        rows = Message.all_objects.filter(sender_id__any=senders_set, client_msg_id__any=cmids_set).only(
+            *_STORED_FIELDS
+        )
+    return {(row.sender_id, row.client_msg_id): row for row in rows if (row.sender_id, row.client_msg_id) in keys}
 
 
 def _direct_peer(key: str, sender_id: int) -> int:
@@ -254,9 +269,8 @@ class _Batch:
         requests = self.requests
         senders = {requests[i].sender_id for i in candidates}
         conversations = {requests[i].conversation_id for i in candidates}
-        cmids = {requests[i].client_msg_id for i in candidates}
         self.last_seq = _lock_conversations(conversations)
-        existing = _stored_by_key(senders, cmids)
+        existing = _stored_by_key({(requests[i].sender_id, requests[i].client_msg_id) for i in candidates})
         kinds: dict[int, tuple[str, str]] = {}
         for membership_id, conversation_id, user_id, kind, pair in Membership.objects.filter(
             conversation_id__any=conversations, user_id__any=senders, conversation__deleted=False

@@ -32,9 +32,9 @@ def test_a_send_that_races_a_concurrent_send_of_the_same_message_answers_duplica
     real = sending._stored_by_key
     calls: list[int] = []
 
-    def blind_first_time(senders: set[int], client_msg_ids: set[str]) -> dict[tuple[int, str], Message]:
+    def blind_first_time(keys: set[tuple[int, str]]) -> dict[tuple[int, str], Message]:
         calls.append(1)
-        return {} if len(calls) == 1 else real(senders, client_msg_ids)
+        return {} if len(calls) == 1 else real(keys)
 
     monkeypatch.setattr(sending, "_stored_by_key", blind_first_time)
     (again,) = send_messages([text(alice, direct, "raced")])

@@ -1,10 +1,12 @@
 """The logic worker process: NATS in, one database thread, NATS out.
 
 Upstream envelopes arrive on im.logic.upstream (queue group logic-group) and are taken in batches.
-Each batch is handled on a single database thread (all ORM work of the process runs there, off the
-event loop, on one persistent connection) and, once its transaction has committed, its answers and
-pushes are published: one Downstream per access node per batch. Batches are handled one after the
-other, so within a process a later batch never commits before an earlier one.
+Each batch is handled on a database thread (ORM work runs there, off the event loop, on that
+thread's persistent connection) and, once its transaction has committed, its answers and pushes are
+published: one Downstream per access node per batch. On PostgreSQL two batches may be in the
+database at once (one waits for the server while the other is decoded); one sender's next message
+only reaches a worker after the previous one was acknowledged (the access node's send window), so
+per-sender order does not depend on batch order.
 
 Faults: an unreachable database is retried with backoff (the batch is idempotent: sends are deduped
 by (sender, client_msg_id)); SIGTERM stops the subscription, finishes what was already received and
@@ -52,13 +54,16 @@ class LogicWorker:
         batch_wait: float = 0.002,
         retry_limit_seconds: float = 300.0,
         presence_factory: Callable[[Any], Any] | None = None,
+        db_threads: int | None = None,
     ) -> None:
         self.nats_url = nats_url
         self.name = name or f"logic-{os.getpid()}"
         self.batcher = Batcher(max_size=batch_size, max_wait=batch_wait)
         self.retry_limit_seconds = retry_limit_seconds
         self._presence_factory = presence_factory or (lambda js: open_presence(js))
-        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="logic-db")
+        # SQLite takes one writer at a time: a second thread would only wait for the lock.
+        self.db_threads = db_threads if db_threads is not None else (1 if connection.vendor == "sqlite" else 2)
+        self._db = ThreadPoolExecutor(max_workers=self.db_threads, thread_name_prefix="logic-db")
         self._stopping = asyncio.Event()
         self._subscription: Any = None
         self.batches = 0
@@ -103,16 +108,39 @@ class LogicWorker:
         logger.info("logic worker ready", extra={"natsUrl": self.nats_url})
         if ready is not None:
             ready.set()
-        try:
-            while True:
-                batch = await self.batcher.next_batch()
-                if not batch:
-                    break
+        # Up to db_threads batches are in the database at once, each on its own thread and
+        # connection: while one waits for PostgreSQL the next is decoded and checked. Conversations
+        # are locked in id order, so batches that share a conversation take turns without deadlock.
+        slots = asyncio.Semaphore(self.db_threads)
+        running: set[asyncio.Task[None]] = set()
+        failure: list[BaseException] = []
+
+        async def process(batch: list[bytes]) -> None:
+            try:
                 outbox = await self._handle(batch)
                 for node_id, payload in await route(outbox, presence):
                     await nc.publish(nats_subjects.access_downstream(node_id), payload)
                 self.batches += 1
                 self.stored += outbox.stored
+            except BaseException as exc:
+                failure.append(exc)
+                self.request_stop()
+                raise
+            finally:
+                slots.release()
+
+        try:
+            while not failure:
+                batch = await self.batcher.next_batch()
+                if not batch:
+                    break
+                await slots.acquire()
+                task = asyncio.create_task(process(batch))
+                running.add(task)
+                task.add_done_callback(running.discard)
+            await asyncio.gather(*running, return_exceptions=True)
+            if failure:
+                raise failure[0]
         finally:
             stopper.cancel()
             await presence.close()
@@ -120,7 +148,8 @@ class LogicWorker:
                 await nc.drain()
             except Exception as exc:
                 logger.warning("nats drain failed", extra={"error": repr(exc)})
-            self._db.submit(close_old_connections).result()
+            for _ in range(self.db_threads):
+                self._db.submit(close_old_connections)
             self._db.shutdown(wait=True)
             logger.info("logic worker stopped", extra={"batches": self.batches, "stored": self.stored})
 
