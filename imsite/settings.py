@@ -108,6 +108,10 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "im"}}
 
 NATS_URL = env_str("NATS_URL", "nats://127.0.0.1:4222")
+# Access nodes ("host:udp-port", comma-separated) handed to clients by GET /api/v1/realtime/endpoints,
+# and the certificate they serve ("" = the development certificate made under VAR_DIR/certs).
+ACCESS_NODES = env_list("ACCESS_NODES", ["127.0.0.1:4433"])
+ACCESS_CERTIFICATE = env_str("ACCESS_CERTIFICATE", "")
 HEARTBEAT_SECONDS = env_int("HEARTBEAT_SECONDS", 30, minimum=1)
 HEARTBEAT_TIMEOUT_SECONDS = env_int("HEARTBEAT_TIMEOUT_SECONDS", 90, minimum=2)
 # A presence entry lives this long without a refresh (a dead node's users go offline after it).

@@ -17,6 +17,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("accounts.api.urls")),
     path("", include("friends.api.urls")),
     path("", include("messaging.api.urls")),
+    path("", include("realtime.api.urls")),
 ]
 
 urlpatterns = [

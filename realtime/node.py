@@ -1,0 +1,441 @@
+"""The access node runtime: client sessions (any transport) on one side, NATS and presence on the other.
+
+`AccessNode` holds one NATS connection and every Session of this process. A transport adapter calls
+`attach(transport)` for each accepted connection and feeds the returned handler what happens
+(on_frame, on_error, on_closed); the node carries out the session core's intents:
+
+- SendToClient: collected per connection and written in one `send_many` per loop wake-up;
+- PublishUpstream: published on im.logic.upstream;
+- Authenticate: the access token is read and its device session checked on one DB thread, off the
+  loop, then Session.authenticated / authentication_failed;
+- RegisterPresence / UnregisterPresence: applied to the presence store in order, by one task;
+- Close: the frames before it are written, then the transport is closed.
+
+Pushes arrive on im.access.{node_id}.downstream; kicks (SessionsKicked) on im.user.*.event. One timer
+task fires due session timers; one task refreshes every live location each presence ttl / 3.
+`stop()` (SIGTERM) closes every session with ErrorCode.UNAVAILABLE so clients reconnect elsewhere,
+removes their presence and drains NATS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import msgspec
+
+from imsite import nats_subjects
+from imsite.events import SessionsKicked, decode_event
+from realtime.presence import Location, PresenceStore, open_presence
+from realtime.session import (
+    Authenticate,
+    Close,
+    Intent,
+    PublishUpstream,
+    RegisterPresence,
+    SendToClient,
+    Session,
+    SessionConfig,
+    State,
+    UnregisterPresence,
+)
+from schema.codec import ErrorCode, ErrorFrame, FrameError, decode_downstream, encode_frame
+
+logger = logging.getLogger(__name__)
+
+SHUTDOWN_REASON = "server shutting down: reconnect"
+MAX_TIMER_SLEEP = 1.0
+
+
+class Transport(Protocol):
+    """What the node needs of one client connection (WebTransportSession has it; a WebSocket adapter can)."""
+
+    @property
+    def pending_bytes(self) -> int: ...
+
+    def send_many(self, frames: Iterable[bytes]) -> None: ...
+
+    def close(self, code: int = 0, reason: str = "") -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AuthAnswer:
+    user_id: int
+    session_id: int
+
+
+Authenticator = Callable[[str], AuthAnswer]
+"""Checks an access token on the DB thread; raises TokenInvalid (or any error) to refuse it."""
+
+
+def check_access_token(token: str) -> AuthAnswer:
+    """The real check: a valid access token whose device session is still live."""
+    from django.db import close_old_connections
+
+    from accounts.tokens import live_session, read_access_token
+
+    close_old_connections()  # a connection the database dropped is replaced, not reused
+    user_id, session_id, version = read_access_token(token)
+    live_session(user_id, session_id, version)
+    return AuthAnswer(user_id, session_id)
+
+
+class Connection:
+    """The node's side of one client connection; the transport adapter calls its on_* methods."""
+
+    __slots__ = ("_node", "connection_id", "outbox", "scheduled", "session", "transport")
+
+    def __init__(self, node: AccessNode, connection_id: int, transport: Transport, session: Session) -> None:
+        self._node = node
+        self.connection_id = connection_id
+        self.transport = transport
+        self.session = session
+        self.outbox: list[bytes] = []
+        self.scheduled: float | None = None  # the deadline last pushed on the timer heap
+
+    def on_frame(self, frame: bytes) -> None:
+        self._node.carry(self, self.session.receive(frame, time.time()))
+
+    def on_error(self, code: int, message: str) -> None:
+        """The transport refused what the client sent (a frame over its size limit, bad framing)."""
+        logger.info(
+            "transport error", extra={"nodeId": self._node.node_id, "connectionId": self.connection_id, "code": code}
+        )
+        frame = encode_frame(
+            ErrorFrame(code=ErrorCode(code) if code in _ERROR_CODES else ErrorCode.MALFORMED, message=message)
+        )
+        self.outbox.append(frame)
+        self._node.write(self)  # now: the transport closes the session right after on_error
+
+    def on_closed(self) -> None:
+        self._node.detach(self)
+
+
+_ERROR_CODES = {int(code) for code in ErrorCode}
+
+
+class AccessNode:
+    def __init__(
+        self,
+        node_id: str,
+        nats_url: str,
+        *,
+        config: SessionConfig | None = None,
+        presence_factory: Callable[[Any], Awaitable[PresenceStore]] | None = None,
+        authenticator: Authenticator = check_access_token,
+        refresh_interval: float | None = None,
+    ) -> None:
+        if not node_id or "/" in node_id or "." in node_id or "*" in node_id or ">" in node_id:
+            raise ValueError(f"a node id is a non-empty NATS subject token without '/', got {node_id!r}")
+        self.node_id = node_id
+        self.nats_url = nats_url
+        self.config = config or SessionConfig()
+        self._presence_factory = presence_factory or (lambda js: open_presence(js))
+        self._authenticator = authenticator
+        self._refresh_interval = refresh_interval
+        self._ids = itertools.count(1)
+        self.connections: dict[int, Connection] = {}
+        self._by_user: dict[int, set[int]] = {}
+        self._locations: dict[int, Location] = {}
+        self._dirty: dict[int, Connection] = {}
+        self._flush_scheduled = False
+        self._timers: list[tuple[float, int]] = []
+        self._timer_wake = asyncio.Event()
+        self._presence_ops: asyncio.Queue[tuple[bool, Location] | None] = asyncio.Queue()
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="access-db")
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pending_auth: set[asyncio.Task[None]] = set()
+        self._nc: Any = None
+        self._presence: PresenceStore | None = None
+        self._stopped = False
+
+    # Lifecycle.
+
+    async def start(self) -> None:
+        import nats
+
+        async def on_error(exc: Exception) -> None:
+            logger.warning("nats connection error", extra={"nodeId": self.node_id, "error": repr(exc)})
+
+        self._nc = await nats.connect(
+            self.nats_url,
+            name=f"access-{self.node_id}",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.25,
+            error_cb=on_error,
+            pending_size=64 * 1024 * 1024,
+        )
+        self._presence = await self._presence_factory(self._nc.jetstream())
+        await self._nc.subscribe(
+            nats_subjects.access_downstream(self.node_id),
+            cb=self._on_downstream,
+            pending_msgs_limit=200_000,
+            pending_bytes_limit=512 * 1024 * 1024,
+        )
+        await self._nc.subscribe(nats_subjects.USER_EVENT_WILDCARD, cb=self._on_user_event)
+        await self._nc.flush()
+        interval = self._refresh_interval
+        if interval is None:
+            interval = max(float(getattr(self._presence, "ttl", 90.0)) / 3, 0.5)
+        self._tasks = [
+            asyncio.create_task(self._timer_loop()),
+            asyncio.create_task(self._presence_loop()),
+            asyncio.create_task(self._refresh_loop(interval)),
+        ]
+
+    async def stop(self) -> None:
+        """Close every session with UNAVAILABLE, remove their presence, drain NATS."""
+        if self._stopped:
+            return
+        self._stopped = True
+        now = time.time()
+        farewell = encode_frame(ErrorFrame(code=ErrorCode.UNAVAILABLE, message=SHUTDOWN_REASON))
+        for connection in list(self.connections.values()):
+            if connection.session.state is State.CLOSED:  # closed already; its transport is going
+                self._forget(connection)
+                continue
+            intents = connection.session.closed(now)  # presence goes; nothing more is sent but the farewell
+            self.write(connection)
+            connection.transport.send_many([farewell])
+            connection.transport.close(ErrorCode.UNAVAILABLE, SHUTDOWN_REASON)
+            self.carry(connection, intents)
+            self._forget(connection)
+        for task in list(self._pending_auth):
+            task.cancel()
+        await self._presence_ops.put(None)
+        presence_task = self._tasks[1] if len(self._tasks) > 1 else None
+        if presence_task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(presence_task), 5.0)
+            except TimeoutError:
+                logger.warning("presence updates not finished at shutdown", extra={"nodeId": self.node_id})
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._presence is not None:
+            await self._presence.close()
+        if self._nc is not None:
+            try:
+                await self._nc.drain()
+            except Exception as exc:
+                logger.warning("nats drain failed", extra={"nodeId": self.node_id, "error": repr(exc)})
+        self._db.shutdown(wait=True, cancel_futures=True)
+        logger.info("access node stopped", extra={"nodeId": self.node_id})
+
+    # Transport side.
+
+    def attach(self, transport: Transport) -> Connection:
+        """A new client connection: returns the handler its transport reports to."""
+        connection_id = next(self._ids)
+        session = Session(self.node_id, connection_id, self.config)
+        connection = Connection(self, connection_id, transport, session)
+        if self._stopped:
+            transport.close(ErrorCode.UNAVAILABLE, SHUTDOWN_REASON)
+            return connection
+        self.connections[connection_id] = connection
+        self.carry(connection, session.connected(time.time()))
+        return connection
+
+    def detach(self, connection: Connection) -> None:
+        """The transport is gone."""
+        if self.connections.get(connection.connection_id) is not connection:
+            return
+        self.carry(connection, connection.session.closed(time.time()))
+        self._forget(connection)
+
+    def _forget(self, connection: Connection) -> None:
+        self.connections.pop(connection.connection_id, None)
+        self._dirty.pop(connection.connection_id, None)
+        self._locations.pop(connection.connection_id, None)
+        identity = connection.session.identity
+        if identity is not None:
+            users = self._by_user.get(identity.user_id)
+            if users is not None:
+                users.discard(connection.connection_id)
+                if not users:
+                    del self._by_user[identity.user_id]
+
+    # Intents.
+
+    def carry(self, connection: Connection, intents: list[Intent]) -> None:
+        for intent in intents:
+            if isinstance(intent, SendToClient):
+                connection.outbox.append(intent.data)
+                self.mark_dirty(connection)
+            elif isinstance(intent, PublishUpstream):
+                self._publish(nats_subjects.LOGIC_UPSTREAM, intent.payload)
+            elif isinstance(intent, Authenticate):
+                task = asyncio.get_running_loop().create_task(self._authenticate(connection, intent))
+                self._pending_auth.add(task)
+                task.add_done_callback(self._pending_auth.discard)
+            elif isinstance(intent, RegisterPresence):
+                location = self._location(connection, intent)
+                self._locations[connection.connection_id] = location
+                self._by_user.setdefault(intent.user_id, set()).add(connection.connection_id)
+                self._presence_ops.put_nowait((True, location))
+            elif isinstance(intent, UnregisterPresence):
+                self._locations.pop(connection.connection_id, None)
+                self._presence_ops.put_nowait((False, self._location(connection, intent)))
+            elif isinstance(intent, Close):
+                self.write(connection)
+                connection.transport.close(intent.code, intent.reason)
+        self._schedule_timer(connection)
+
+    def _location(self, connection: Connection, intent: RegisterPresence | UnregisterPresence) -> Location:
+        return Location(
+            intent.user_id, self.node_id, connection.connection_id, intent.session_id, intent.device_id, intent.platform
+        )
+
+    def _publish(self, subject: str, payload: bytes) -> None:
+        task = asyncio.get_running_loop().create_task(self._nc.publish(subject, payload))
+        task.add_done_callback(_log_failure)
+
+    def mark_dirty(self, connection: Connection) -> None:
+        self._dirty[connection.connection_id] = connection
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_writes)
+
+    def _flush_writes(self) -> None:
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, {}
+        for connection in dirty.values():
+            self.write(connection)
+
+    def write(self, connection: Connection) -> None:
+        """Hand the connection's collected frames to its transport in one call; report what left."""
+        if connection.outbox:
+            frames, connection.outbox = connection.outbox, []
+            connection.transport.send_many(frames)
+        self._confirm_written(connection)
+
+    @staticmethod
+    def _confirm_written(connection: Connection) -> None:
+        session = connection.session
+        unsent = min(session.pending_bytes, max(0, connection.transport.pending_bytes))
+        written = session.pending_bytes - unsent
+        if written:
+            session.written(written)
+
+    async def _authenticate(self, connection: Connection, intent: Authenticate) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            answer = await loop.run_in_executor(self._db, self._authenticator, intent.token)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            from imsite.errors import TokenInvalid
+
+            if isinstance(exc, TokenInvalid):
+                reason = str(exc) or "invalid token"
+            else:
+                logger.exception("token check failed", extra={"nodeId": self.node_id})
+                reason = "the token could not be checked: try again"
+            intents = connection.session.authentication_failed(reason, time.time())
+        else:
+            intents = connection.session.authenticated(
+                answer.user_id, answer.session_id, intent.device_id, intent.platform, time.time()
+            )
+        self.carry(connection, intents)  # empty when the session closed while the check ran
+
+    # NATS side.
+
+    async def _on_downstream(self, msg: Any) -> None:
+        try:
+            downstream = decode_downstream(msg.data)
+        except FrameError as exc:
+            logger.error("malformed downstream envelope dropped", extra={"nodeId": self.node_id, "error": str(exc)})
+            return
+        now = time.time()
+        for delivery in downstream.deliveries:
+            for connection_id in delivery.connection_ids:
+                connection = self.connections.get(connection_id)
+                if connection is not None:  # a connection that closed meanwhile is skipped
+                    self.carry(connection, connection.session.deliver(delivery.frame, now))
+
+    async def _on_user_event(self, msg: Any) -> None:
+        try:
+            event = decode_event(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            logger.error("unreadable user event dropped", extra={"subject": msg.subject, "error": str(exc)})
+            return
+        if not isinstance(event, SessionsKicked):
+            return
+        now = time.time()
+        for connection_id in list(self._by_user.get(event.user_id, ())):
+            connection = self.connections.get(connection_id)
+            identity = connection.session.identity if connection is not None else None
+            if connection is None or identity is None:
+                continue
+            if event.session_id in (0, identity.session_id):
+                logger.info(
+                    "session kicked",
+                    extra={"nodeId": self.node_id, "userId": event.user_id, "reason": event.reason},
+                )
+                self.carry(connection, connection.session.kick(event.reason, now))
+
+    # Background tasks.
+
+    def _schedule_timer(self, connection: Connection) -> None:
+        deadline = connection.session.next_timer()
+        if deadline is None or deadline == connection.scheduled:
+            return
+        connection.scheduled = deadline
+        heapq.heappush(self._timers, (deadline, connection.connection_id))
+        if self._timers[0] == (deadline, connection.connection_id):
+            self._timer_wake.set()
+
+    async def _timer_loop(self) -> None:
+        while True:
+            now = time.time()
+            while self._timers and self._timers[0][0] <= now:
+                deadline, connection_id = heapq.heappop(self._timers)
+                connection = self.connections.get(connection_id)
+                if connection is None or connection.scheduled != deadline:
+                    continue  # gone, or rescheduled: a later heap entry stands for it
+                connection.scheduled = None
+                self.carry(connection, connection.session.handle_timer(now))
+            for connection in list(self.connections.values()):
+                self._confirm_written(connection)
+            delay = MAX_TIMER_SLEEP if not self._timers else min(MAX_TIMER_SLEEP, self._timers[0][0] - now)
+            self._timer_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._timer_wake.wait(), max(delay, 0.001))
+
+    async def _presence_loop(self) -> None:
+        """Register and unregister in the order the sessions asked for them."""
+        while True:
+            op = await self._presence_ops.get()
+            if op is None:
+                return
+            register, location = op
+            assert self._presence is not None
+            try:
+                if register:
+                    await self._presence.register(location)
+                else:
+                    await self._presence.unregister(location)
+            except Exception:
+                logger.exception("presence update failed", extra={"nodeId": self.node_id, "userId": location.user_id})
+
+    async def _refresh_loop(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            assert self._presence is not None
+            try:
+                await self._presence.refresh(self.node_id, list(self._locations.values()))
+            except Exception:
+                logger.exception("presence refresh failed", extra={"nodeId": self.node_id})
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("nats publish failed", exc_info=task.exception())
