@@ -496,7 +496,8 @@ class ImClient:
                 try:
                     batch = await transport.recv_batch()
                 except TransportClosed as error:
-                    logger.info("connection lost (%s); reconnecting", error)
+                    if not self._closing:  # our own close() ends the connection too: nothing was lost
+                        logger.info("connection lost (%s); reconnecting", error)
                     return None
         finally:
             heartbeat.cancel()
