@@ -30,6 +30,8 @@ class NatsBridge:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._nc: Any = None
         self._queue: collections.deque[tuple[str, bytes]] = collections.deque()
+        # Set on the bridge loop once connected (an asyncio.Event binds to a loop only when first awaited).
+        self._connected = asyncio.Event()
 
     def _ensure_started(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -63,6 +65,7 @@ class NatsBridge:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+        self._connected.set()
         await self._flush()
 
     async def _flush(self) -> None:
@@ -96,11 +99,10 @@ class NatsBridge:
 
     async def connection(self, timeout: float = 2.0) -> Any:
         """The NATS connection, from a coroutine running on the bridge loop."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while self._nc is None:
-            if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"NATS at {settings.NATS_URL} is not reachable")
-            await asyncio.sleep(0.02)
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout)
+        except TimeoutError:
+            raise TimeoutError(f"NATS at {settings.NATS_URL} is not reachable") from None
         return self._nc
 
     def close(self, timeout: float = 2.0) -> None:
@@ -113,6 +115,7 @@ class NatsBridge:
             if self._nc is not None:
                 await self._nc.close()
                 self._nc = None
+                self._connected.clear()
 
         try:
             asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(timeout)
