@@ -114,6 +114,10 @@ ACCESS_NODES = env_list("ACCESS_NODES", ["127.0.0.1:4433"])
 ACCESS_CERTIFICATE = env_str("ACCESS_CERTIFICATE", "")
 HEARTBEAT_SECONDS = env_int("HEARTBEAT_SECONDS", 30, minimum=1)
 HEARTBEAT_TIMEOUT_SECONDS = env_int("HEARTBEAT_TIMEOUT_SECONDS", 90, minimum=2)
+# Per-session limit on rate-limited frames (sends, typing, receipts, syncs): sustained per second, and burst.
+# Benchmarks raise it: their senders are load generators, not people.
+SESSION_RATE_PER_SECOND = env_int("SESSION_RATE_PER_SECOND", 50, minimum=1)
+SESSION_RATE_BURST = env_int("SESSION_RATE_BURST", 100, minimum=1)
 # A presence entry lives this long without a refresh (a dead node's users go offline after it).
 PRESENCE_TTL_SECONDS = env_int("PRESENCE_TTL_SECONDS", 90, minimum=2)
 SNOWFLAKE_WORKER_ID = env_int("SNOWFLAKE_WORKER_ID", -1, minimum=-1, maximum=1023)

@@ -38,7 +38,10 @@ def _port(raw: str) -> int:
 
 def session_config() -> SessionConfig:
     return SessionConfig(
-        heartbeat_seconds=settings.HEARTBEAT_SECONDS, heartbeat_timeout=float(settings.HEARTBEAT_TIMEOUT_SECONDS)
+        heartbeat_seconds=settings.HEARTBEAT_SECONDS,
+        heartbeat_timeout=float(settings.HEARTBEAT_TIMEOUT_SECONDS),
+        rate=float(settings.SESSION_RATE_PER_SECOND),
+        burst=settings.SESSION_RATE_BURST,
     )
 
 
