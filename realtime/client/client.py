@@ -199,6 +199,18 @@ class ImClient:
     async def wait_connected(self) -> None:
         await self._connected.wait()
 
+    @property
+    def syncing(self) -> bool:
+        """True while a Sync is outstanding or messages wait behind a gap: the client is not caught up."""
+        return bool(self._syncing) or any(self._held.values())
+
+    def drop_connection(self) -> None:
+        """Lose the current connection at once, saying nothing to the server, as a network failure would
+        (for tests and benchmarks): the client notices and reconnects as after any drop."""
+        transport = self._transport
+        if transport is not None:
+            transport.abort()
+
     def last_seq(self, conversation_id: int) -> int | None:
         """The seq of the last message delivered in this conversation, or None if it is unknown."""
         return self._last_seq.get(conversation_id)

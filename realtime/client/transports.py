@@ -47,6 +47,10 @@ class Transport(Protocol):
         """End the connection; safe to call more than once."""
         ...
 
+    def abort(self) -> None:
+        """Drop the connection without a word to the server, as a network failure would."""
+        ...
+
 
 TransportFactory = Callable[[], Awaitable[Transport]]
 """Opens a new connection each call: the client calls it again after every drop."""
@@ -109,6 +113,9 @@ class WebSocketTransport:
         await self._connection.close()
         await asyncio.gather(self._reader, return_exceptions=True)
 
+    def abort(self) -> None:
+        self._connection.transport.abort()
+
 
 def _close_of(error: ConnectionClosed) -> tuple[int, str]:
     return (error.rcvd.code, error.rcvd.reason) if error.rcvd is not None else (0, "")
@@ -145,6 +152,9 @@ class WebTransportTransport:
 
     async def close(self) -> None:
         await self._client.close()
+
+    def abort(self) -> None:
+        self._client.abort()
 
 
 def websocket_factory(url: str, *, timeout: float = 10.0) -> TransportFactory:

@@ -1,10 +1,34 @@
-"""manage.py bench <workload>: the benchmarks of ../shared/WORKLOADS.md, one JSON object per run."""
+"""manage.py bench <workload>: the benchmarks of ../shared/WORKLOADS.md, one JSON object per run.
+
+w5 drives the logic worker alone over NATS; w1, w2, w3 and w6 start the whole platform (nats-server,
+a logic worker, access nodes for --transport wt or daphne for --transport ws) and drive it from
+separate load-generator processes through the Python client library.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+WORKLOADS = ("w1", "w2", "w3", "w5", "w6")
+DEFAULTS = {
+    # (default, help) of every option; an option another workload uses is ignored
+    "messages": ("", "W5: messages to store (100000); W1: per sender (200); W2: per sender (50); W6: per sender (20)"),
+    "conversations": ("200", "W5: direct conversations (default 200)"),
+    "window": ("4000", "W5: sends in flight (default 4000)"),
+    "batch_size": ("1024", "W5: worker batch and COPY batch size (default 1024)"),
+    "pairs": ("50", "W1: pairs of online users (default 50)"),
+    "rate": ("", "W1/W2: offered msgs/s on a fixed schedule (default: as fast as the window allows); W6: 1000"),
+    "group": ("200", "W2: members of the group, all online (default 200)"),
+    "senders": ("5", "W2: members who send (default 5)"),
+    "connections": ("5000", "W3: idle authenticated connections (default 5000)"),
+    "connect_rate": ("100", "W3: new sessions per second (default 100)"),
+    "rest": ("30", "W3: seconds of rest over which heartbeat CPU is measured (default 30)"),
+    "loadgens": ("", "W3: load-generator processes (default: one per 8,000 connections)"),
+    "clients": ("1000", "W6: clients that drop and reconnect at once, in pairs running W1 (default 1000)"),
+    "timeout": ("", "seconds after which the run stops by itself (default: from the workload's size)"),
+}
 
 
 def _positive(raw: str, name: str) -> int:
@@ -17,25 +41,78 @@ def _positive(raw: str, name: str) -> int:
     return value
 
 
+def _positive_number(raw: str, name: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise CommandError(f"--{name} must be a positive number, got {raw!r}") from exc
+    if not value > 0 or value == float("inf"):
+        raise CommandError(f"--{name} must be a positive number, got {raw}")
+    return value
+
+
 class Command(BaseCommand):
-    help = "Run a benchmark workload (w5: the logic worker against a raw COPY) and print its JSON figures."
+    help = "Run a benchmark workload of WORKLOADS.md (w1, w2, w3, w5, w6) and print its JSON figures."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("workload", help="w5")
-        parser.add_argument("--messages", default="100000", help="messages to store (default 100000)")
-        parser.add_argument("--conversations", default="200", help="direct conversations (default 200)")
-        parser.add_argument("--window", default="4000", help="sends in flight (default 4000)")
-        parser.add_argument("--batch-size", default="1024", help="worker batch and COPY batch size (default 1024)")
+        parser.add_argument("workload", help=", ".join(WORKLOADS))
+        parser.add_argument("--transport", default="wt", help="w1/w2/w3/w6: wt (WebTransport) or ws (WebSocket)")
+        for name, (default, text) in DEFAULTS.items():
+            parser.add_argument(f"--{name.replace('_', '-')}", default=default, help=text)
 
     def handle(self, *args: Any, **options: Any) -> None:
         workload = options["workload"].lower()
-        if workload != "w5":
-            raise CommandError(f"unknown workload {options['workload']!r}: expected w5")
+        if workload not in WORKLOADS:
+            raise CommandError(f"unknown workload {options['workload']!r}: expected one of {', '.join(WORKLOADS)}")
+        if workload == "w5":
+            self._w5(options)
+            return
+        transport = options["transport"].lower()
+        if transport not in ("wt", "ws"):
+            raise CommandError(f"--transport must be wt or ws, got {options['transport']!r}")
+        from bench.platform import BenchError
+
+        runner = {"w1": self._w1, "w2": self._w2, "w3": self._w3, "w6": self._w6}[workload]
+        try:
+            runner(transport, options)
+        except BenchError as exc:
+            raise CommandError(str(exc)) from exc
+
+    @staticmethod
+    def _timeout(options: dict[str, Any], estimate: float) -> float:
+        return _positive_number(options["timeout"], "timeout") if options["timeout"] else estimate
+
+    def _w1(self, transport: str, options: dict[str, Any]) -> None:
+        pairs = _positive(options["pairs"], "pairs")
+        messages = _positive(options["messages"] or "200", "messages")
+        rate = _positive_number(options["rate"], "rate") if options["rate"] else 0.0
+        from bench.w1 import run_w1
+
+        estimate = 120 + (pairs * messages / rate if rate else pairs * messages / 500)
+        run_w1(
+            transport=transport,
+            pairs=pairs,
+            messages=messages,
+            rate=rate,
+            timeout=self._timeout(options, estimate),
+            out=self.stdout,
+        )
+
+    def _w2(self, transport: str, options: dict[str, Any]) -> None:
+        raise CommandError("w2 is not written yet")
+
+    def _w3(self, transport: str, options: dict[str, Any]) -> None:
+        raise CommandError("w3 is not written yet")
+
+    def _w6(self, transport: str, options: dict[str, Any]) -> None:
+        raise CommandError("w6 is not written yet")
+
+    def _w5(self, options: dict[str, Any]) -> None:
         from bench.w5 import run_w5
 
         try:
             run_w5(
-                messages=_positive(options["messages"], "messages"),
+                messages=_positive(options["messages"] or "100000", "messages"),
                 pairs=_positive(options["conversations"], "conversations"),
                 window=_positive(options["window"], "window"),
                 batch=_positive(options["batch_size"], "batch-size"),
