@@ -30,10 +30,18 @@ class Population:
     user_ids: list[int] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)  # access token per user, same order as user_ids
     conversation_ids: list[int] = field(default_factory=list)
+    seeds: dict[int, dict[int, int]] = field(default_factory=dict)  # user index -> {conversation: last seq}
 
     def users(self) -> list[dict[str, Any]]:
+        """What a load generator needs of each user; `seed` is what a real client reads from GET
+        /conversations (lastSeq) before it connects, so that it knows where each conversation stands."""
         return [
-            {"userId": user_id, "token": token, "deviceId": f"bench-{self.run}-{index}"}
+            {
+                "userId": user_id,
+                "token": token,
+                "deviceId": f"bench-{self.run}-{index}",
+                "seed": {str(c): seq for c, seq in self.seeds.get(index, {}).items()},
+            }
             for index, (user_id, token) in enumerate(zip(self.user_ids, self.tokens, strict=True))
         ]
 
@@ -90,6 +98,7 @@ def make_pairs(population: Population) -> list[tuple[int, int, int]]:
     for i in range(0, len(ids) - 1, 2):
         conversation_id = get_or_create_direct_conversation(users[ids[i]], other_user_id=ids[i + 1]).conversation_id
         population.conversation_ids.append(conversation_id)
+        population.seeds[i] = population.seeds[i + 1] = {conversation_id: 0}
         pairs.append((i, i + 1, conversation_id))
     return pairs
 
@@ -99,6 +108,9 @@ def make_group(population: Population) -> int:
     owner = User.objects.get(id=population.user_ids[0])
     change = create_group(owner, name=f"bench {population.run}", member_ids=population.user_ids[1:])
     population.conversation_ids.append(change.conversation_id)
+    last_seq = Conversation.objects.get(id=change.conversation_id).last_seq
+    for index in range(len(population.user_ids)):
+        population.seeds[index] = {change.conversation_id: last_seq}
     return change.conversation_id
 
 

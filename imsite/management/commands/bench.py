@@ -99,7 +99,24 @@ class Command(BaseCommand):
         )
 
     def _w2(self, transport: str, options: dict[str, Any]) -> None:
-        raise CommandError("w2 is not written yet")
+        group = _positive(options["group"], "group")
+        senders = _positive(options["senders"], "senders")
+        if group < 2 or senders > group:
+            raise CommandError(f"--group must be at least 2 and at least --senders ({senders}), got {group}")
+        messages = _positive(options["messages"] or "50", "messages")
+        rate = _positive_number(options["rate"], "rate") if options["rate"] else 0.0
+        from bench.w2 import run_w2
+
+        deliveries = senders * messages * (group - 1)
+        run_w2(
+            transport=transport,
+            group=group,
+            senders=senders,
+            messages=messages,
+            rate=rate,
+            timeout=self._timeout(options, 120 + group / 20 + deliveries / 2000),
+            out=self.stdout,
+        )
 
     def _w3(self, transport: str, options: dict[str, Any]) -> None:
         raise CommandError("w3 is not written yet")
