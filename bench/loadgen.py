@@ -172,7 +172,9 @@ async def run_streams(
 
         async def send_one(n: int, sent_ns: int) -> None:
             try:
-                await clients[sender].send(conversation_id, f"{sent_ns} {stream} {n}", client_msg_id=f"{run}-{stream}-{n}")
+                await clients[sender].send(
+                    conversation_id, f"{sent_ns} {stream} {n}", client_msg_id=f"{run}-{stream}-{n}"
+                )
                 sends.acked += 1
                 sends.last_ack = time.monotonic()
             except ClientError as error:
@@ -226,7 +228,11 @@ async def w1(spec: dict[str, Any], phases: Phases) -> dict[str, Any]:
     pairs: list[list[int]] = params["pairs"]  # [sender index, receiver index, conversation id]
     messages, rate = int(params["messages"]), float(params.get("rate") or 0)
     arrivals = Arrivals()
-    clients = await connect_all(spec, lambda index: lambda message: arrivals.record(index, message))
+
+    def sender_of(stream: int) -> int:
+        return pairs[stream][0]
+
+    clients = await connect_all(spec, lambda index: lambda message: arrivals.record(index, message, sender_of))
     await phases.mark("connected")
     sends = Sends()
     try:
@@ -311,7 +317,11 @@ async def w6(spec: dict[str, Any], phases: Phases) -> dict[str, Any]:
     messages, rate = int(params["messages"]), float(params["rate"])
     drop_at = int(params["dropAfterMessages"])
     arrivals = Arrivals()
-    clients = await connect_all(spec, lambda index: lambda message: arrivals.record(index, message))
+
+    def sender_of(stream: int) -> int:
+        return pairs[stream][0]
+
+    clients = await connect_all(spec, lambda index: lambda message: arrivals.record(index, message, sender_of))
     await phases.mark("connected")
     sends = Sends()
     dropped = asyncio.Event()

@@ -181,7 +181,9 @@ class Platform:
         # All children start at once (Django's import is the slow part), then each is waited for.
         pending: list[tuple[Child, str | re.Pattern[str]]] = []
         for index in range(1, self.logic_workers + 1):
-            pending.append((self._spawn(f"logic-{index}", "logic", [sys.executable, manage, "run_logic"]), "logic worker ready"))
+            pending.append(
+                (self._spawn(f"logic-{index}", "logic", [sys.executable, manage, "run_logic"]), "logic worker ready")
+            )
         for index in range(1, self.access_nodes + 1):
             argv = [sys.executable, manage, "run_access", "--node-id", f"bench-{index}", "--port", "0"]
             pending.append((self._spawn(f"access-{index}", "access", argv), _ACCESS_READY))

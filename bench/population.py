@@ -92,7 +92,10 @@ def make_pairs(population: Population) -> list[tuple[int, int, int]]:
     ids = population.user_ids
     friendships = []
     for i in range(0, len(ids) - 1, 2):
-        friendships += [Friendship(user_id=ids[i], friend_id=ids[i + 1]), Friendship(user_id=ids[i + 1], friend_id=ids[i])]
+        friendships += [
+            Friendship(user_id=ids[i], friend_id=ids[i + 1]),
+            Friendship(user_id=ids[i + 1], friend_id=ids[i]),
+        ]
     Friendship.objects.bulk_create(friendships, batch_size=1000)
     pairs = []
     for i in range(0, len(ids) - 1, 2):

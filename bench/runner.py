@@ -69,7 +69,11 @@ def versions() -> dict[str, Any]:
     import aioquic
     import django
 
-    found: dict[str, Any] = {"python": sys.version.split()[0], "django": django.__version__, "aioquic": aioquic.__version__}
+    found: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "django": django.__version__,
+        "aioquic": aioquic.__version__,
+    }
     if connection.vendor == "postgresql":
         found["postgresql"] = getattr(connection, "pg_version", None)
     else:
@@ -127,9 +131,7 @@ class LoadGenerators:
                 if selector.select(min(remaining, 1.0)):
                     chunk = os.read(proc.stdout.fileno(), 65536).decode()
                     if not chunk:
-                        raise BenchError(
-                            f"load generator {index} exited with {proc.wait()}:\n{self.err_tail(index)}"
-                        )
+                        raise BenchError(f"load generator {index} exited with {proc.wait()}:\n{self.err_tail(index)}")
                     self._buffers[index] += chunk
         line, self._buffers[index] = self._buffers[index].split("\n", 1)
         return line

@@ -68,7 +68,10 @@ def run_w1(*, transport: str, pairs: int, messages: int, rate: float, timeout: f
         cpu_low, cpu_high = EJABBERD_W1_CPU_MS_PER_MESSAGE
         ours = figures["serverCpuMsPerDelivery"]
         figures["vsEjabberd"] = {
-            "throughputRatio": [round(figures["deliveredPerSecond"] / high, 2), round(figures["deliveredPerSecond"] / low, 2)],
+            "throughputRatio": [
+                round(figures["deliveredPerSecond"] / high, 2),
+                round(figures["deliveredPerSecond"] / low, 2),
+            ],
             "cpuPerMessageRatio": [round(cpu_low / ours, 2), round(cpu_high / ours, 2)] if ours else None,
         }
         parameters = {"pairs": pairs, "messages": messages, "window": 10, "rate": rate or None}

@@ -30,7 +30,10 @@ def run_w2(
         figures = message_figures(run, run.results[0])
         low, high = EJABBERD_W2_DELIVERIES_PER_SECOND
         figures["vsEjabberd"] = {
-            "throughputRatio": [round(figures["deliveredPerSecond"] / high, 2), round(figures["deliveredPerSecond"] / low, 2)]
+            "throughputRatio": [
+                round(figures["deliveredPerSecond"] / high, 2),
+                round(figures["deliveredPerSecond"] / low, 2),
+            ]
         }
         parameters = {"group": group, "senders": senders, "messages": messages, "window": 10, "rate": rate or None}
         return emit(out, workload="W2", transport=transport, parameters=parameters, figures=figures)

@@ -119,10 +119,40 @@ class Command(BaseCommand):
         )
 
     def _w3(self, transport: str, options: dict[str, Any]) -> None:
-        raise CommandError("w3 is not written yet")
+        connections = _positive(options["connections"], "connections")
+        connect_rate = _positive_number(options["connect_rate"], "connect-rate")
+        rest = _positive_number(options["rest"], "rest")
+        loadgens = _positive(options["loadgens"], "loadgens") if options["loadgens"] else 0
+        if loadgens > connections:
+            raise CommandError(f"--loadgens ({loadgens}) cannot exceed --connections ({connections})")
+        from bench.w3 import run_w3
+
+        run_w3(
+            transport=transport,
+            connections=connections,
+            connect_rate=connect_rate,
+            rest=rest,
+            loadgens=loadgens,
+            timeout=self._timeout(options, 120 + connections / connect_rate * 2 + rest + connections / 200),
+            out=self.stdout,
+        )
 
     def _w6(self, transport: str, options: dict[str, Any]) -> None:
-        raise CommandError("w6 is not written yet")
+        clients = _positive(options["clients"], "clients")
+        if clients < 2 or clients % 2:
+            raise CommandError(f"--clients must be an even number of at least 2 (they run W1 in pairs), got {clients}")
+        messages = _positive(options["messages"] or "20", "messages")
+        rate = _positive_number(options["rate"] or "1000", "rate")
+        from bench.w6 import run_w6
+
+        run_w6(
+            transport=transport,
+            clients=clients,
+            messages=messages,
+            rate=rate,
+            timeout=self._timeout(options, 150 + clients / 20 + clients // 2 * messages / rate),
+            out=self.stdout,
+        )
 
     def _w5(self, options: dict[str, Any]) -> None:
         from bench.w5 import run_w5
