@@ -146,6 +146,9 @@ class AccessNode:
         self._by_user: dict[int, set[int]] = {}
         self._locations: dict[int, Location] = {}
         self._dirty: dict[int, Connection] = {}
+        # Connections whose session still counts bytes as unsent: the timer loop re-checks only these, so
+        # that thousands of idle sessions cost nothing between their heartbeats.
+        self._unconfirmed: dict[int, Connection] = {}
         self._flush_scheduled = False
         self._timers: list[tuple[float, int]] = []
         self._timer_wake = asyncio.Event()
@@ -254,6 +257,7 @@ class AccessNode:
     def _forget(self, connection: Connection) -> None:
         self.connections.pop(connection.connection_id, None)
         self._dirty.pop(connection.connection_id, None)
+        self._unconfirmed.pop(connection.connection_id, None)
         self._locations.pop(connection.connection_id, None)
         identity = connection.session.identity
         if identity is not None:
@@ -317,13 +321,16 @@ class AccessNode:
             connection.transport.send_many(frames)
         self._confirm_written(connection)
 
-    @staticmethod
-    def _confirm_written(connection: Connection) -> None:
+    def _confirm_written(self, connection: Connection) -> None:
         session = connection.session
         unsent = min(session.pending_bytes, max(0, connection.transport.pending_bytes))
         written = session.pending_bytes - unsent
         if written:
             session.written(written)
+        if session.pending_bytes and connection.connection_id in self.connections:
+            self._unconfirmed[connection.connection_id] = connection
+        else:
+            self._unconfirmed.pop(connection.connection_id, None)
 
     async def _authenticate(self, connection: Connection, intent: Authenticate) -> None:
         loop = asyncio.get_running_loop()
@@ -403,7 +410,7 @@ class AccessNode:
                     continue  # gone, or rescheduled: a later heap entry stands for it
                 connection.scheduled = None
                 self.carry(connection, connection.session.handle_timer(now))
-            for connection in list(self.connections.values()):
+            for connection in list(self._unconfirmed.values()):
                 self._confirm_written(connection)
             delay = MAX_TIMER_SLEEP if not self._timers else min(MAX_TIMER_SLEEP, self._timers[0][0] - now)
             self._timer_wake.clear()
