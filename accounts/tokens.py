@@ -106,6 +106,28 @@ def live_session(user_id: int, session_id: int, token_version: int) -> Device:
     device = (
         Device.objects.select_related("user").filter(id=session_id, user_id=user_id, revoked_at__isnull=True).first()
     )
+    return _checked_session(device, token_version)
+
+
+def live_sessions(claims: list[tuple[int, int, int]]) -> list[Device | TokenInvalid]:
+    """live_session for many (user id, session id, token version) at once, in one query: a device
+    session each, or the TokenInvalid that refuses it, in the order given."""
+    session_ids = {session_id for _, session_id, _ in claims}
+    devices = {
+        device.id: device
+        for device in Device.objects.select_related("user").filter(id__in=session_ids, revoked_at__isnull=True)
+    }
+    answers: list[Device | TokenInvalid] = []
+    for user_id, session_id, version in claims:
+        device = devices.get(session_id)
+        try:
+            answers.append(_checked_session(device if device and device.user_id == user_id else None, version))
+        except TokenInvalid as exc:
+            answers.append(exc)
+    return answers
+
+
+def _checked_session(device: Device | None, token_version: int) -> Device:
     if device is None:
         raise TokenInvalid("This session has ended (logged out, replaced or revoked): log in again.")
     user = device.user

@@ -52,6 +52,7 @@ from schema.codec import ErrorCode, ErrorFrame, FrameError, decode_downstream, e
 logger = logging.getLogger(__name__)
 
 SHUTDOWN_REASON = "server shutting down: reconnect"
+MAX_AUTH_BATCH = 500  # tokens checked in one query
 MAX_TIMER_SLEEP = 1.0
 
 
@@ -86,6 +87,30 @@ def check_access_token(token: str) -> AuthAnswer:
     user_id, session_id, version = read_access_token(token)
     live_session(user_id, session_id, version)
     return AuthAnswer(user_id, session_id)
+
+
+def check_access_tokens(tokens: list[str]) -> list[AuthAnswer | Exception]:
+    """check_access_token for many tokens with one query: an answer or the refusal of each, in order."""
+    from django.db import close_old_connections
+
+    from accounts.tokens import live_sessions, read_access_token
+
+    close_old_connections()
+    answers: list[AuthAnswer | Exception] = []
+    claims: list[tuple[int, int, int]] = []
+    for token in tokens:
+        try:
+            claims.append(read_access_token(token))
+            answers.append(AuthAnswer(claims[-1][0], claims[-1][1]))
+        except Exception as exc:
+            answers.append(exc)
+    refusals = iter(live_sessions(claims) if claims else [])
+    for index, answer in enumerate(answers):
+        if isinstance(answer, AuthAnswer):
+            found = next(refusals)
+            if isinstance(found, Exception):
+                answers[index] = found
+    return answers
 
 
 class Connection:
@@ -155,7 +180,8 @@ class AccessNode:
         self._presence_ops: asyncio.Queue[tuple[bool, Location] | None] = asyncio.Queue()
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="access-db")
         self._tasks: list[asyncio.Task[None]] = []
-        self._pending_auth: set[asyncio.Task[None]] = set()
+        self._pending_auth: set[asyncio.Task[None]] = set()  # the one task checking waiting tokens
+        self._auth_waiting: list[tuple[Connection, Authenticate]] = []
         self._nc: Any = None
         self._presence: PresenceStore | None = None
         self._stopped = False
@@ -277,9 +303,11 @@ class AccessNode:
             elif isinstance(intent, PublishUpstream):
                 self._publish(nats_subjects.LOGIC_UPSTREAM, intent.payload)
             elif isinstance(intent, Authenticate):
-                task = asyncio.get_running_loop().create_task(self._authenticate(connection, intent))
-                self._pending_auth.add(task)
-                task.add_done_callback(self._pending_auth.discard)
+                self._auth_waiting.append((connection, intent))
+                if all(task.done() for task in self._pending_auth):  # done, but maybe not discarded yet
+                    task = asyncio.get_running_loop().create_task(self._authenticate_waiting())
+                    self._pending_auth.add(task)
+                    task.add_done_callback(self._pending_auth.discard)
             elif isinstance(intent, RegisterPresence):
                 location = self._location(connection, intent)
                 self._locations[connection.connection_id] = location
@@ -332,26 +360,51 @@ class AccessNode:
         else:
             self._unconfirmed.pop(connection.connection_id, None)
 
-    async def _authenticate(self, connection: Connection, intent: Authenticate) -> None:
+    async def _authenticate_waiting(self) -> None:
+        """Check the waiting Auth tokens in batches, one DB-thread call per batch: when sessions arrive
+        by the hundred (a reconnect storm) a hand-off and a query per token would queue them past their
+        auth timeout, each hand-off waiting for the busy loop to let go of the GIL."""
         loop = asyncio.get_running_loop()
-        try:
-            answer = await loop.run_in_executor(self._db, self._authenticator, intent.token)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
+        while self._auth_waiting:
+            batch, self._auth_waiting = self._auth_waiting[:MAX_AUTH_BATCH], self._auth_waiting[MAX_AUTH_BATCH:]
+            tokens = [intent.token for _, intent in batch]
+            answers: list[AuthAnswer | Exception]
+            try:
+                answers = await loop.run_in_executor(self._db, self._check_tokens, tokens)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                answers = [exc] * len(batch)
+            for (connection, intent), answer in zip(batch, answers, strict=True):
+                self.carry(connection, self._auth_outcome(connection, intent, answer))
+
+    def _check_tokens(self, tokens: list[str]) -> list[AuthAnswer | Exception]:
+        if self._authenticator is check_access_token:
+            return check_access_tokens(tokens)
+        answers: list[AuthAnswer | Exception] = []
+        for token in tokens:
+            try:
+                answers.append(self._authenticator(token))
+            except Exception as exc:
+                answers.append(exc)
+        return answers
+
+    def _auth_outcome(
+        self, connection: Connection, intent: Authenticate, answer: AuthAnswer | Exception
+    ) -> list[Intent]:
+        """The session's intents once its token was checked (none when it closed while the check ran)."""
+        if isinstance(answer, Exception):
             from imsite.errors import TokenInvalid
 
-            if isinstance(exc, TokenInvalid):
-                reason = str(exc) or "invalid token"
+            if isinstance(answer, TokenInvalid):
+                reason = str(answer) or "invalid token"
             else:
-                logger.exception("token check failed", extra={"nodeId": self.node_id})
+                logger.error("token check failed", exc_info=answer, extra={"nodeId": self.node_id})
                 reason = "the token could not be checked: try again"
-            intents = connection.session.authentication_failed(reason, time.time())
-        else:
-            intents = connection.session.authenticated(
-                answer.user_id, answer.session_id, intent.device_id, intent.platform, time.time()
-            )
-        self.carry(connection, intents)  # empty when the session closed while the check ran
+            return connection.session.authentication_failed(reason, time.time())
+        return connection.session.authenticated(
+            answer.user_id, answer.session_id, intent.device_id, intent.platform, time.time()
+        )
 
     # NATS side.
 

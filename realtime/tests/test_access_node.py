@@ -550,3 +550,25 @@ async def test_a_transport_error_is_told_to_the_client_before_the_transport_clos
     handler.on_closed()
     assert transport.decoded() == [ErrorFrame(code=ErrorCode.TOO_LARGE, message="frame too large")]
     assert access_node.connections == {}
+
+
+def test_tokens_are_checked_in_one_batch_each_answered_in_order(
+    client_for: Any, alice: User, bob: User, charlie: User
+) -> None:
+    from accounts.services import logout_session
+    from realtime.node import check_access_tokens
+
+    alice_tokens = client_for(alice).tokens
+    bob_token = client_for(bob).tokens["accessToken"]
+    charlie_tokens = client_for(charlie).tokens
+    logout_session(charlie, refresh_token=charlie_tokens["refreshToken"])
+    answers = check_access_tokens(
+        [bob_token, "not-a-token", charlie_tokens["accessToken"], alice_tokens["accessToken"]]
+    )
+    assert isinstance(answers[0], AuthAnswer)
+    assert answers[0].user_id == bob.id
+    assert isinstance(answers[1], TokenInvalid)
+    assert isinstance(answers[2], TokenInvalid)
+    assert "ended" in str(answers[2])
+    assert isinstance(answers[3], AuthAnswer)
+    assert (answers[3].user_id, answers[3].session_id) == (alice.id, int(alice_tokens["sessionId"]))
