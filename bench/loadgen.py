@@ -296,6 +296,7 @@ async def w3(spec: dict[str, Any], phases: Phases) -> dict[str, Any]:
     await asyncio.gather(*(connect(i, user) for i, user in enumerate(spec["users"])))
     connect_seconds = time.monotonic() - started
     await phases.mark("connected")
+    await asyncio.sleep(float(params.get("settle", 0)))  # stragglers' handshakes and closes finish first
     await phases.mark("rest-start")
     await asyncio.sleep(rest)
     await phases.mark("rest-end")

@@ -13,7 +13,8 @@ from bench.population import Population, create_users
 from bench.runner import emit, percentile, run_workload, with_population
 
 EJABBERD_W3_KB_PER_CONNECTION = 54
-CONNECTIONS_PER_LOADGEN = 8000  # well under the open-file limit (20,000): one UDP socket per WT session
+CONNECTIONS_PER_LOADGEN = 8000
+SETTLE_SECONDS = 5.0  # between the last connect and the rest window  # well under the open-file limit (20,000): one UDP socket per WT session
 
 
 def run_w3(
@@ -36,7 +37,7 @@ def run_w3(
             workload="w3",
             transport=transport,
             population=population,
-            params={"connectRate": connect_rate / loadgens, "rest": rest},
+            params={"connectRate": connect_rate / loadgens, "rest": rest, "settle": min(SETTLE_SECONDS, rest)},
             timeout=timeout,
             loadgens=loadgens,
         )
@@ -47,6 +48,7 @@ def run_w3(
         rss_per_connection = (after - before) / connected if connected else None
         rest_seconds = run.seconds_between("rest-start", "rest-end")
         node_cpu = run.cpu_between("rest-start", "rest-end", ("access", "web"))
+        connect_cpu = run.cpu_between("before", "connected", ("access", "web"))
         all_cpu = run.cpu_between("rest-start", "rest-end")
         figures = {
             "connected": connected,
@@ -59,6 +61,7 @@ def run_w3(
                 "max": round(max(latencies), 2) if latencies else None,
             },
             "connectSeconds": round(max(result["connectSeconds"] for result in run.results), 2),
+            "nodeCpuMsPerConnect": round(connect_cpu / connections * 1000, 2),
             "nodeRssKiB": {"before": before, "after": after},
             "rssPerConnectionKiB": round(rss_per_connection, 2) if rss_per_connection is not None else None,
             "restSeconds": round(rest_seconds, 2),
@@ -76,6 +79,7 @@ def run_w3(
             "connections": connections,
             "connectRate": connect_rate,
             "rest": rest,
+            "settle": min(SETTLE_SECONDS, rest),
             "loadgens": loadgens,
             "heartbeatSeconds": settings.HEARTBEAT_SECONDS,
         }
