@@ -13,8 +13,8 @@ from bench.population import Population, create_users
 from bench.runner import emit, percentile, run_workload, with_population
 
 EJABBERD_W3_KB_PER_CONNECTION = 54
-CONNECTIONS_PER_LOADGEN = 8000
-SETTLE_SECONDS = 5.0  # between the last connect and the rest window  # well under the open-file limit (20,000): one UDP socket per WT session
+CONNECTIONS_PER_LOADGEN = 8000  # well under the open-file limit (20,000): one UDP socket per WT session
+SETTLE_SECONDS = 5.0  # between the last connect and the rest window
 
 
 def run_w3(
