@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-TRANSPORTS = ["wt"]
+TRANSPORTS = ["wt", "ws"]
 
 
 def bench(*args: str) -> dict[str, Any]:
@@ -87,8 +87,11 @@ def test_w3_holds_idle_authenticated_connections() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_w6_clients_come_back_and_lose_nothing() -> None:
-    result = bench("w6", "--clients", "10", "--messages", "10", "--rate", "50", "--timeout", "60")
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_w6_clients_come_back_and_lose_nothing(transport: str) -> None:
+    result = bench(
+        "w6", "--transport", transport, "--clients", "10", "--messages", "10", "--rate", "50", "--timeout", "60"
+    )
     figures = result["figures"]
     assert result["workload"] == "W6"
     assert figures["dropped"] is True
