@@ -240,6 +240,12 @@ def emit(
         "transport": transport,
         "parameters": parameters,
         "figures": figures,
+        "serverSettings": {
+            "sessionSendWindow": settings.SESSION_SEND_WINDOW,
+            "heartbeatSeconds": settings.HEARTBEAT_SECONDS,
+            "database": connection.vendor,
+            "presence": "redis" if settings.REDIS_URL else "nats-kv",
+        },
         "cores": os.cpu_count(),
         "loadAverage": load_average(),
         "versions": versions(),

@@ -113,6 +113,7 @@ def session_config() -> SessionConfig:
         heartbeat_timeout=float(settings.HEARTBEAT_TIMEOUT_SECONDS),
         rate=float(settings.SESSION_RATE_PER_SECOND),
         burst=settings.SESSION_RATE_BURST,
+        send_window=settings.SESSION_SEND_WINDOW,
     )
 
 
