@@ -62,6 +62,9 @@ Event = ReadUpdate | TypingUpdate | PresenceUpdate | SystemNotification | Kicked
 """What the client hands to `on_event` besides messages."""
 
 _CONNECT_ERRORS = (OSError, TimeoutError, FrameError)  # worth another try
+# Auth answers that say "not now" rather than "not this token": a node too busy to see the Auth frame in
+# time (a reconnect storm), one shutting down, one failing inside. The reconnect goes on after them.
+_TRANSIENT_AUTH_CODES = frozenset({ErrorCode.AUTH_TIMEOUT, ErrorCode.UNAVAILABLE, ErrorCode.INTERNAL})
 
 
 class ClientError(Exception):
@@ -562,7 +565,8 @@ class ImClient:
                 return
 
     async def _reconnect(self) -> tuple[Transport, list[bytes]]:
-        """Open and authenticate a new transport, waiting longer after each failure. AuthError stops."""
+        """Open and authenticate a new transport, waiting longer after each failure. AuthError stops, unless
+        its code says the server could not check the token in time (_TRANSIENT_AUTH_CODES)."""
         delay = self._reconnect_initial
         while True:
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not a secret
@@ -572,6 +576,12 @@ class ImClient:
                 transport, result, leftover = await self._open()
             except _CONNECT_ERRORS as error:
                 logger.info("reconnect failed: %s", error)
+                delay = min(delay * 2, self._reconnect_max)
+                continue
+            except AuthError as error:
+                if error.code not in _TRANSIENT_AUTH_CODES:
+                    raise
+                logger.info("reconnect not authenticated yet: %s", error)
                 delay = min(delay * 2, self._reconnect_max)
                 continue
             if self._closing:

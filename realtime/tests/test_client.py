@@ -80,6 +80,7 @@ class FakeServer:
     drop_on_send: set[str] = field(default_factory=set)  # store these, then drop the connection unacked
     hold_acks: bool = False
     token: str = TOKEN  # the one token accepted
+    auth_timeouts: int = 0  # the next connections answered with AUTH_TIMEOUT, as a node too busy would
     connections: list[ServerConnection] = field(default_factory=list)
     authed: asyncio.Queue[ServerConnection] = field(default_factory=asyncio.Queue)
     frames: asyncio.Queue[tuple[int, ClientFrame]] = field(default_factory=asyncio.Queue)  # (connection no., frame)
@@ -158,6 +159,11 @@ class FakeServer:
         number = len(self.connections)
         try:
             auth = decode_client_frame(await connection.recv(decode=False))
+            if self.auth_timeouts:
+                self.auth_timeouts -= 1
+                await self.send(connection, ErrorFrame(code=ErrorCode.AUTH_TIMEOUT, message="no Auth in time"))
+                await connection.close(ErrorCode.AUTH_TIMEOUT, "no Auth in time")
+                return
             if not isinstance(auth, Auth) or auth.token != self.token:
                 await self.send(connection, ErrorFrame(code=ErrorCode.AUTH_FAILED, message="invalid token"))
                 await connection.close(ErrorCode.AUTH_FAILED, "invalid token")
@@ -332,6 +338,20 @@ async def test_a_token_refused_at_reconnect_stops_the_client(server: FakeServer)
     assert len(server.connections) == 2
     with pytest.raises(AuthError):
         await client.send(1, "too late")
+    await client.close()
+
+
+async def test_an_auth_timeout_at_reconnect_is_retried_not_fatal(server: FakeServer) -> None:
+    client = make_client(server)
+    await within(client.connect())
+    connection = await within(server.authed.get())
+    server.auth_timeouts = 2
+    connection.transport.abort()
+    await within(server.authed.get())  # the third attempt gets in
+    await within(client.wait_connected())
+    assert client.error is None
+    assert len(server.connections) == 4
+    assert (await within(client.send(1, "still here"))).seq == 1
     await client.close()
 
 
