@@ -156,7 +156,7 @@ def check_access_tokens(tokens: list[str]) -> list[AuthAnswer | Exception]:
 class Connection:
     """The node's side of one client connection; the transport adapter calls its on_* methods."""
 
-    __slots__ = ("_node", "connection_id", "outbox", "scheduled", "session", "transport")
+    __slots__ = ("_node", "connection_id", "held", "outbox", "scheduled", "session", "transport")
 
     def __init__(self, node: AccessNode, connection_id: int, transport: Transport, session: Session) -> None:
         self._node = node
@@ -164,6 +164,10 @@ class Connection:
         self.transport = transport
         self.session = session
         self.outbox: list[bytes] = []
+        # Frames held back (the AuthResult first) until this connection's presence is registered: a client
+        # that syncs on AuthResult must already be where pushes go, or the messages stored between its
+        # Sync and its registration would reach it by neither (seen in W6: thousands after a mass reconnect).
+        self.held: list[bytes] | None = None
         self.scheduled: float | None = None  # the deadline last pushed on the timer heap
 
     def on_frame(self, frame: bytes) -> None:
@@ -217,7 +221,7 @@ class AccessNode:
         self._flush_scheduled = False
         self._timers: list[tuple[float, int]] = []
         self._timer_wake = asyncio.Event()
-        self._presence_ops: asyncio.Queue[tuple[bool, Location] | None] = asyncio.Queue()
+        self._presence_ops: asyncio.Queue[tuple[bool, Location, Connection | None] | None] = asyncio.Queue()
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="access-db")
         self._tasks: list[asyncio.Task[None]] = []
         self._side_tasks: set[asyncio.Task[None]] = set()  # token checks, presence announcements
@@ -339,6 +343,9 @@ class AccessNode:
     def carry(self, connection: Connection, intents: list[Intent]) -> None:
         for intent in intents:
             if isinstance(intent, SendToClient):
+                if connection.held is not None:
+                    connection.held.append(intent.data)
+                    continue
                 connection.outbox.append(intent.data)
                 self.mark_dirty(connection)
             elif isinstance(intent, PublishUpstream):
@@ -353,11 +360,13 @@ class AccessNode:
                 location = self._location(connection, intent)
                 self._locations[connection.connection_id] = location
                 self._by_user.setdefault(intent.user_id, set()).add(connection.connection_id)
-                self._presence_ops.put_nowait((True, location))
+                connection.held = []
+                self._presence_ops.put_nowait((True, location, connection))
             elif isinstance(intent, UnregisterPresence):
                 self._locations.pop(connection.connection_id, None)
-                self._presence_ops.put_nowait((False, self._location(connection, intent)))
+                self._presence_ops.put_nowait((False, self._location(connection, intent), None))
             elif isinstance(intent, Close):
+                self._release(connection)
                 self.write(connection)
                 connection.transport.close(intent.code, intent.reason)
         self._schedule_timer(connection)
@@ -370,6 +379,13 @@ class AccessNode:
     def _publish(self, subject: str, payload: bytes) -> None:
         task = asyncio.get_running_loop().create_task(self._nc.publish(subject, payload))
         task.add_done_callback(_log_failure)
+
+    @staticmethod
+    def _release(connection: Connection) -> None:
+        """The frames held back until the presence registration, in order, ahead of anything later."""
+        if connection.held is not None:
+            held, connection.held = connection.held, None
+            connection.outbox[:0] = held
 
     def mark_dirty(self, connection: Connection) -> None:
         self._dirty[connection.connection_id] = connection
@@ -517,7 +533,7 @@ class AccessNode:
             op = await self._presence_ops.get()
             if op is None:
                 return
-            register, location = op
+            register, location, waiting = op
             assert self._presence is not None
             try:
                 if register:
@@ -527,6 +543,10 @@ class AccessNode:
             except Exception:
                 logger.exception("presence update failed", extra={"nodeId": self.node_id, "userId": location.user_id})
                 continue
+            finally:
+                if waiting is not None and self.connections.get(waiting.connection_id) is waiting:
+                    self._release(waiting)
+                    self.mark_dirty(waiting)
             if not self._stopped:  # at shutdown the clients come back through another node at once
                 task = asyncio.get_running_loop().create_task(self._announce(location.user_id, online=register))
                 self._side_tasks.add(task)

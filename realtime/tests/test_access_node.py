@@ -584,3 +584,36 @@ def test_tokens_are_checked_in_one_batch_each_answered_in_order(
     assert "ended" in str(answers[2])
     assert isinstance(answers[3], AuthAnswer)
     assert (answers[3].user_id, answers[3].session_id) == (alice.id, int(alice_tokens["sessionId"]))
+
+
+async def test_auth_result_waits_for_the_presence_registration(nats_url: str) -> None:
+    """A client syncs when it gets AuthResult: by then pushes must already find it."""
+    release = asyncio.Event()
+
+    class SlowPresence(RecordingPresence):
+        async def register(self, location: Location) -> None:
+            await release.wait()
+            await super().register(location)
+
+    store = SlowPresence()
+
+    async def factory(js: Any) -> SlowPresence:
+        return store
+
+    access_node = AccessNode("unit-node", nats_url, presence_factory=factory, authenticator=fake_authenticator)
+    await access_node.start()
+    try:
+        transport = FakeTransport()
+        handler = access_node.attach(transport)
+        handler.on_frame(encode_frame(Auth(token="good", device_id="d1", platform="web")))
+        await until(lambda: bool(access_node.connections[1].held), "AuthResult held")
+        handler.on_frame(encode_frame(Ping()))  # its Pong queues behind the AuthResult
+        await asyncio.sleep(0.05)  # a loop turn or two: nothing may leak out meanwhile
+        assert transport.frames == []
+        release.set()
+        await until(lambda: len(transport.frames) == 2, "AuthResult and Pong")
+        assert [type(frame) for frame in transport.decoded()] == [AuthResult, Pong]
+        assert store.registered
+    finally:
+        release.set()
+        await access_node.stop()
