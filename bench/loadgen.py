@@ -5,8 +5,9 @@
 SPEC names the workload, the transport, the endpoints, the users (id, access token, device id) and the
 parameters. The process talks to the bench on stdin/stdout, one line at a time: it prints
 `PHASE name` at each step the bench measures around (server CPU, RSS) and waits for a line on stdin
-before going on; at the end it prints `RESULT {json}` with its raw figures. It needs no Django.
-A run is bounded: the spec's `timeout` ends it (with what it has) even when something hangs.
+before going on; at the end it writes its raw figures to the spec's `resultPath` and prints `RESULT`.
+It needs no Django. A run is bounded: past the spec's `timeout` it fails (and the bench with it) even
+when something hangs.
 """
 
 from __future__ import annotations
@@ -395,5 +396,9 @@ if __name__ == "__main__":
     except ImportError:
         pass
     figures = asyncio.run(main(loaded))
-    sys.stdout.write("RESULT " + json.dumps(figures) + "\n")
+    # The figures go to a file (tens of thousands of latencies make a line bigger than a pipe's buffer);
+    # stdout only says they are there.
+    with open(loaded["resultPath"], "w") as result_file:
+        json.dump(figures, result_file)
+    sys.stdout.write("RESULT\n")
     sys.stdout.flush()

@@ -99,9 +99,11 @@ class LoadGenerators:
     def __init__(self, specs: list[dict[str, Any]], log_dir: Path) -> None:
         self.procs: list[subprocess.Popen[str]] = []
         self.logs: list[Path] = []
+        self.result_paths: list[Path] = []
         for index, spec in enumerate(specs):
             spec_path = log_dir / f"loadgen-{index}.json"
-            spec_path.write_text(json.dumps(spec))
+            self.result_paths.append(log_dir / f"loadgen-{index}.result.json")
+            spec_path.write_text(json.dumps({**spec, "resultPath": str(self.result_paths[-1])}))
             log = log_dir / f"loadgen-{index}.err"
             self.logs.append(log)
             self.procs.append(
@@ -140,14 +142,15 @@ class LoadGenerators:
         return self.logs[index].read_text(errors="replace")[-3000:]
 
     def run(self, deadline: float, on_phase: Callable[[str], None], check: Callable[[], None]) -> list[dict[str, Any]]:
-        """Step every load generator through its phases (on_phase once all have reached one) to RESULT."""
+        """Step every load generator through its phases (on_phase once all have reached one) to RESULT;
+        then read each one's figures from its result file."""
         results: list[dict[str, Any] | None] = [None] * len(self.procs)
         while True:
             lines = [self._line(i, deadline) for i in range(len(self.procs))]
             check()
-            if all(line.startswith("RESULT ") for line in lines):
-                for i, line in enumerate(lines):
-                    results[i] = json.loads(line[len("RESULT ") :])
+            if all(line == "RESULT" for line in lines):
+                for i in range(len(self.procs)):
+                    results[i] = json.loads(Path(self.result_paths[i]).read_text())
                 return [r for r in results if r is not None]
             names = {line.removeprefix("PHASE ") for line in lines}
             if len(names) != 1 or not all(line.startswith("PHASE ") for line in lines):
