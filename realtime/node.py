@@ -223,6 +223,9 @@ class AccessNode:
         self._timer_wake = asyncio.Event()
         self._presence_ops: asyncio.Queue[tuple[bool, Location, Connection | None] | None] = asyncio.Queue()
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="access-db")
+        # Friend lookups for presence announcements get a thread of their own: one per new session, they
+        # queued every Auth check behind them on access-db, and sessions hit their auth timeout (W3).
+        self._lookups = ThreadPoolExecutor(max_workers=1, thread_name_prefix="access-lookups")
         self._tasks: list[asyncio.Task[None]] = []
         self._side_tasks: set[asyncio.Task[None]] = set()  # token checks, presence announcements
         self._auth_waiting: list[tuple[Connection, Authenticate]] = []
@@ -302,6 +305,7 @@ class AccessNode:
             except Exception as exc:
                 logger.warning("nats drain failed", extra={"nodeId": self.node_id, "error": repr(exc)})
         self._db.shutdown(wait=True, cancel_futures=True)
+        self._lookups.shutdown(wait=True, cancel_futures=True)
         logger.info("access node stopped", extra={"nodeId": self.node_id})
 
     # Transport side.
@@ -559,7 +563,7 @@ class AccessNode:
             if not online and (await self._presence.locate([user_id])).get(user_id):
                 return  # another device of theirs is still connected
             loop = asyncio.get_running_loop()
-            friends = await loop.run_in_executor(self._db, self._friend_lookup, user_id)
+            friends = await loop.run_in_executor(self._lookups, self._friend_lookup, user_id)
             if not friends:
                 return
             located = await self._presence.locate(friends)

@@ -7,6 +7,7 @@ separate load-generator processes through the Python client library.
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -51,6 +52,10 @@ def _positive_number(raw: str, name: str) -> float:
     return value
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise CommandError(f"interrupted by {signal.Signals(signum).name}")
+
+
 class Command(BaseCommand):
     help = "Run a benchmark workload of WORKLOADS.md (w1, w2, w3, w5, w6) and print its JSON figures."
 
@@ -73,10 +78,18 @@ class Command(BaseCommand):
         from bench.platform import BenchError
 
         runner = {"w1": self._w1, "w2": self._w2, "w3": self._w3, "w6": self._w6}[workload]
+        # SIGTERM (and SIGINT, which a shell's background job ignores) unwind like an error, so that the
+        # servers and load generators are stopped and the run's rows deleted on the way out.
+        previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+        for signum in previous:
+            signal.signal(signum, _interrupted)
         try:
             runner(transport, options)
         except BenchError as exc:
             raise CommandError(str(exc)) from exc
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     @staticmethod
     def _timeout(options: dict[str, Any], estimate: float) -> float:
