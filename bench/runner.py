@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -226,6 +227,7 @@ def run_workload(
             run.results = generators.run(started + timeout, on_phase, platform.check_alive)
         finally:
             generators.stop()
+    shutil.rmtree(log_dir, ignore_errors=True)  # kept when the run failed: its logs are the diagnosis
     return run
 
 
