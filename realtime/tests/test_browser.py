@@ -197,6 +197,35 @@ async def within(awaitable: Awaitable[F]) -> F:
     return await asyncio.wait_for(awaitable, TIMEOUT)
 
 
+async def chat(
+    page: BrowserPage, alice_token: str, bob_client: ImClient, *, alice: User, bob: User, conversation_id: int
+) -> None:
+    """Alice in the browser authenticates and writes to bob, who uses the Python client and answers."""
+    await page.send(Auth(token=alice_token, device_id="alice-chromium", platform="web"))
+    auth = await page.next_frame(AuthResult)
+    assert auth.user_id == alice.id, page.explain(f"{auth}")
+    assert auth.heartbeat_seconds > 0
+    bob_messages = bob_client.messages()
+
+    await page.send(SendMessage(client_msg_id="browser-1", conversation_id=conversation_id, body="hello from chromium"))
+    ack = await page.next_frame(MessageAck)
+    assert (ack.client_msg_id, ack.conversation_id) == ("browser-1", conversation_id), page.explain(f"{ack}")
+    assert ack.seq == 1  # the first message of a new conversation
+    pushed = await within(anext(bob_messages))
+    assert (pushed.id, pushed.sender_id, pushed.seq) == (ack.message_id, alice.id, ack.seq)
+    assert pushed.body == "hello from chromium"
+
+    answer = await within(bob_client.send(conversation_id, "hello from python"))
+    assert answer.seq == ack.seq + 1
+    push = (await page.next_frame(PushMessage)).message
+    assert (push.id, push.sender_id, push.seq) == (answer.message_id, bob.id, answer.seq), push
+    assert push.body == "hello from python", push
+
+    # the browser's session stays healthy after the exchange
+    await page.send(Ping())
+    await page.next_frame(Pong)
+
+
 def test_chromium_over_webtransport_sends_to_a_python_client_and_gets_its_answer(
     chromium: Path,
     page_url: str,
@@ -217,29 +246,7 @@ def test_chromium_over_webtransport_sends_to_a_python_client_and_gets_its_answer
             ImClient(bob_factory, bob_token, "bob-python", auth_timeout=TIMEOUT) as bob_client,
         ):
             await page.open_webtransport(access.url, access.certificate.sha256)
-            await page.send(Auth(token=alice_token, device_id="alice-chromium", platform="web"))
-            auth = await page.next_frame(AuthResult)
-            assert auth.user_id == alice.id, page.explain(f"{auth}")
-            assert auth.heartbeat_seconds > 0
-            bob_messages = bob_client.messages()
-
-            await page.send(SendMessage(client_msg_id="browser-1", conversation_id=direct, body="hello from chromium"))
-            ack = await page.next_frame(MessageAck)
-            assert (ack.client_msg_id, ack.conversation_id) == ("browser-1", direct), page.explain(f"{ack}")
-            assert ack.seq == 1  # the first message of a new conversation
-            pushed = await within(anext(bob_messages))
-            assert (pushed.id, pushed.sender_id, pushed.seq) == (ack.message_id, alice.id, ack.seq)
-            assert pushed.body == "hello from chromium"
-
-            answer = await within(bob_client.send(direct, "hello from python"))
-            assert answer.seq == ack.seq + 1
-            push = (await page.next_frame(PushMessage)).message
-            assert (push.id, push.sender_id, push.seq) == (answer.message_id, bob.id, answer.seq), push
-            assert push.body == "hello from python", push
-
-            # the browser's session stays healthy after the exchange
-            await page.send(Ping())
-            await page.next_frame(Pong)
+            await chat(page, alice_token, bob_client, alice=alice, bob=bob, conversation_id=direct)
 
     run(scenario)
 
