@@ -15,7 +15,7 @@ def main(paths: list[str]) -> int:
         return 2
     tests = failed = skipped = 0
     for path in paths:
-        root = ET.parse(path).getroot()
+        root = ET.parse(path).getroot()  # noqa: S314 - our own pytest run wrote it
         suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
         for suite in suites:
             tests += int(suite.get("tests", 0))

@@ -342,6 +342,7 @@ def run_dev(
         )
         launcher.start_all(specs)
         base = f"http://{url_host(options.host)}:{options.port}"
+        ws_base = f"ws://{url_host(options.host)}:{options.port}"
 
         def announce() -> None:
             for line in (
@@ -351,6 +352,7 @@ def run_dev(
                 f"  Docs:    {base}/api/docs/",
                 f"  Admin:   {base}/admin/",
                 f"  Health:  {base}/api/v1/health",
+                f"  Realtime: {base}/api/v1/realtime/endpoints (WebTransport nodes; WebSocket at {ws_base}/ws)",
                 "",
                 "dev | running; Ctrl-C stops everything",
             ):

@@ -107,7 +107,16 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "im"}}
 
+# The channel layer, for Channels features other than chat delivery: the /ws consumer gets its pushes
+# from NATS, never through the layer (realtime/websocket.py says why).
+if REDIS_URL:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
 NATS_URL = env_str("NATS_URL", "nats://127.0.0.1:4222")
+# The access-node id of a daphne process serving /ws ("" = ws-<host>-<pid>); unique per process.
+WS_NODE_ID = env_str("WS_NODE_ID", "")
 # Access nodes ("host:udp-port", comma-separated) handed to clients by GET /api/v1/realtime/endpoints,
 # and the certificate they serve ("" = the development certificate made under VAR_DIR/certs).
 ACCESS_NODES = env_list("ACCESS_NODES", ["127.0.0.1:4433"])

@@ -76,6 +76,15 @@ Authenticator = Callable[[str], AuthAnswer]
 """Checks an access token on the DB thread; raises TokenInvalid (or any error) to refuse it."""
 
 
+def session_config() -> SessionConfig:
+    """The session limits and timers of this deployment's settings (every transport uses the same)."""
+    from django.conf import settings
+
+    return SessionConfig(
+        heartbeat_seconds=settings.HEARTBEAT_SECONDS, heartbeat_timeout=float(settings.HEARTBEAT_TIMEOUT_SECONDS)
+    )
+
+
 def check_access_token(token: str) -> AuthAnswer:
     """The real check: a valid access token whose device session is still live."""
     from django.db import close_old_connections
@@ -105,15 +114,13 @@ class Connection:
         self._node.carry(self, self.session.receive(frame, time.time()))
 
     def on_error(self, code: int, message: str) -> None:
-        """The transport refused what the client sent (a frame over its size limit, bad framing)."""
+        """The transport refused what the client sent (a frame over its size limit): the session core
+        answers it like a bad frame, and closes a client that keeps doing it."""
         logger.info(
             "transport error", extra={"nodeId": self._node.node_id, "connectionId": self.connection_id, "code": code}
         )
-        frame = encode_frame(
-            ErrorFrame(code=ErrorCode(code) if code in _ERROR_CODES else ErrorCode.MALFORMED, message=message)
-        )
-        self.outbox.append(frame)
-        self._node.write(self)  # now: the transport closes the session right after on_error
+        error_code = ErrorCode(code) if code in _ERROR_CODES else ErrorCode.MALFORMED
+        self._node.carry(self, self.session.refuse(error_code, message, time.time()))
 
     def on_closed(self) -> None:
         self._node.detach(self)

@@ -235,6 +235,13 @@ class Session:
             self._emit(PublishUpstream(self._envelope(data, now)))
         return self._flush()
 
+    def refuse(self, code: ErrorCode, message: str, now: float) -> list[Intent]:
+        """Something the transport could not hand over as a frame (one over its size limit)."""
+        if self._ignoring():
+            return []
+        self._error(code, message, now)
+        return self._flush()
+
     def authenticated(self, user_id: int, session_id: int, device_id: str, platform: str, now: float) -> list[Intent]:
         """The adapter accepted the Auth frame's token: presence is recorded, then the client is told."""
         if self._state is State.CLOSED:

@@ -43,7 +43,6 @@ from realtime.webtransport_quic import (
     parse_close_capsule,
 )
 from schema.frames import ErrorCode as FrameErrorCode
-from schema.frames import FrameError
 from schema.framing import FrameReader, frame_with_length
 
 logger = logging.getLogger(__name__)
@@ -141,22 +140,13 @@ class WebTransportSession:
     def _receive(self, data: bytes, ended: bool) -> None:
         if self.closed:
             return
-        try:
-            frames = self._reader.feed(data)
-        except FrameError as error:
-            for frame in getattr(error, "frames", ()):  # whole frames before a bad length prefix
-                if self.closed:
-                    return
-                self._dispatch("on_frame", frame)
+        for item in self._reader.feed_items(data):
             if self.closed:
                 return
-            self._dispatch("on_error", error.code, error.message)
-            self.close(error.code, error.message)
-            return
-        for frame in frames:
-            if self.closed:
-                return
-            self._dispatch("on_frame", frame)
+            if isinstance(item, bytes):
+                self._dispatch("on_frame", item)
+            else:  # an oversize frame, skipped: the handler answers it and the stream goes on
+                self._dispatch("on_error", item.code, item.message)
         if ended:
             self._ended_by_peer()
 

@@ -16,6 +16,7 @@ from realtime.client.transports import (
     TransportFactory,
     WebSocketTransport,
     WebTransportTransport,
+    failover_factory,
     websocket_factory,
     webtransport_factory,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "TransportFactory",
     "WebSocketTransport",
     "WebTransportTransport",
+    "failover_factory",
     "websocket_factory",
     "webtransport_factory",
 ]

@@ -4,7 +4,8 @@
   sends a Ping every heartbeat_seconds and reconnects with backoff when the connection drops.
 - send() keeps every message until its MessageAck; after a reconnect the unacked ones go again, in the
   order first sent, with the same client_msg_id (the server's dedup makes that safe).
-- Messages are delivered once each, in seq order per conversation: duplicates are dropped, a seq gap
+- Messages are delivered once each, in seq order per conversation (the ones this client sent come from
+  their MessageAcks, since the server pushes to the other devices only): duplicates are dropped, a seq gap
   asks for a Sync from the last seq seen and holds the later messages back until the gap is filled.
   After a reconnect every known conversation is synced from its last seq.
 - A Kicked frame ends the client for good (no reconnect): `kicked` holds it and pending sends fail.
@@ -20,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -152,6 +154,7 @@ class ImClient:
         self.kicked: Kicked | None = None
         self.error: BaseException | None = None  # what ended the client, when it was not close()
         self.connections = 0  # sessions opened so far (1 + reconnects)
+        self._last_heard = 0.0  # monotonic time of the last batch of frames from the server
 
     # lifecycle
 
@@ -384,8 +387,26 @@ class ImClient:
 
     def _ack(self, ack: MessageAck) -> None:
         pending = self._unacked.pop(ack.client_msg_id, None)
-        if pending is not None and not pending.future.done():
+        if pending is None:
+            return
+        if not pending.future.done():
             pending.future.set_result(ack)
+        if self.auth_result is not None:
+            # The server pushes a message to every device but the sending one, which has its ack: the
+            # timeline gets the sent message from the ack, in seq order like any other.
+            frame = pending.frame
+            own = Message(
+                id=ack.message_id,
+                conversation_id=ack.conversation_id,
+                seq=ack.seq,
+                sender_id=self.auth_result.user_id,
+                client_msg_id=ack.client_msg_id,
+                kind=frame.kind,
+                body=frame.body,
+                reply_to_id=frame.reply_to_id,
+                created_at=ack.created_at,
+            )
+            self._receive(own, from_sync=False)
 
     def _send_error(self, error: SendError) -> None:
         pending = self._unacked.get(error.client_msg_id)
@@ -484,6 +505,7 @@ class ImClient:
             await self._flush()
             batch = leftover
             while True:
+                self._last_heard = time.monotonic()
                 for data in batch:
                     try:
                         frame = decode_frame(data)
@@ -515,6 +537,13 @@ class ImClient:
         ping = encode_frame(Ping())
         while True:
             await asyncio.sleep(interval)
+            # A server that died without closing (SIGKILL, a lost network) answers nothing, not even
+            # Pongs: after three silent intervals the connection is given up and another one opened.
+            if time.monotonic() - self._last_heard > 3 * interval:
+                logger.info("no answer from the server for %.1fs; reconnecting", time.monotonic() - self._last_heard)
+                with contextlib.suppress(Exception):
+                    await transport.close()
+                return
             try:
                 await transport.send([ping])
             except TransportClosed:

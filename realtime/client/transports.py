@@ -166,3 +166,27 @@ def webtransport_factory(
         return await WebTransportTransport.connect(url, certificate_hashes=hashes, verify=verify, timeout=timeout)
 
     return open_transport
+
+
+def failover_factory(*factories: TransportFactory) -> TransportFactory:
+    """Opens a transport with the first factory that works, starting from the last one that did: a client
+    whose access node dies reconnects to the next node (each call tries every factory once)."""
+    if not factories:
+        raise ValueError("failover_factory needs at least one transport factory")
+    start = 0
+
+    async def open_transport() -> Transport:
+        nonlocal start
+        errors: list[str] = []
+        for step in range(len(factories)):
+            index = (start + step) % len(factories)
+            try:
+                transport = await factories[index]()
+            except (TransportError, OSError, TimeoutError) as error:
+                errors.append(str(error))
+                continue
+            start = index
+            return transport
+        raise TransportError("no endpoint could be reached: " + "; ".join(errors))
+
+    return open_transport

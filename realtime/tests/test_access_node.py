@@ -539,14 +539,21 @@ async def test_pushes_for_unknown_connections_are_skipped(
     assert transport.closed is None
 
 
-async def test_a_transport_error_is_told_to_the_client_before_the_transport_closes(
+async def test_a_transport_error_is_answered_and_repeated_ones_close_the_session(
     node: tuple[AccessNode, RecordingPresence],
 ) -> None:
     access_node, _ = node
     transport = FakeTransport()
     handler = access_node.attach(transport)
     handler.on_error(ErrorCode.TOO_LARGE, "frame too large")
-    transport.close(ErrorCode.TOO_LARGE, "frame too large")  # as the WebTransport session does
-    handler.on_closed()
+    await asyncio.sleep(0.01)  # the node writes on a later loop turn
     assert transport.decoded() == [ErrorFrame(code=ErrorCode.TOO_LARGE, message="frame too large")]
-    assert access_node.connections == {}
+    assert transport.closed is None
+    for _ in range(access_node.config.max_errors):
+        handler.on_error(ErrorCode.TOO_LARGE, "frame too large")
+    await asyncio.sleep(0.01)
+    last = transport.decoded()[-1]
+    assert isinstance(last, ErrorFrame)
+    assert last.code == ErrorCode.TOO_MANY_ERRORS
+    assert transport.closed is not None
+    assert transport.closed[0] == ErrorCode.TOO_MANY_ERRORS

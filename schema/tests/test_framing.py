@@ -117,3 +117,24 @@ def test_whole_frames_before_an_oversize_length_prefix_are_not_lost() -> None:
     assert caught.value.code == ErrorCode.TOO_LARGE
     with pytest.raises(FrameError):
         reader.feed(frame_with_length(b"later"))
+
+
+def test_feed_items_reports_an_oversize_frame_in_place_and_goes_on() -> None:
+    reader = FrameReader(max_size=4)
+    stream = frame_with_length(b"ok") + frame_with_length(b"too long") + frame_with_length(b"next")
+    items = reader.feed_items(stream)
+    assert items[0] == b"ok"
+    assert isinstance(items[1], FrameError)
+    assert items[1].code == ErrorCode.TOO_LARGE
+    assert items[2:] == [b"next"]
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 100])
+def test_feed_items_skips_an_oversize_payload_split_over_chunks_without_buffering_it(chunk: int) -> None:
+    reader = FrameReader(max_size=8)
+    stream = frame_with_length(b"a") + frame_with_length(b"x" * 50) + frame_with_length(b"b")
+    items: list[bytes | FrameError] = []
+    for start in range(0, len(stream), chunk):
+        items += reader.feed_items(stream[start : start + chunk])
+        assert reader.buffered <= 8 + 4  # never more than one allowed frame and its prefix
+    assert [item if isinstance(item, bytes) else item.code for item in items] == [b"a", ErrorCode.TOO_LARGE, b"b"]

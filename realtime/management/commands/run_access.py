@@ -18,8 +18,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from realtime.certificates import CertificateError, CertificateInfo, ensure_dev_certificate, load_certificate
-from realtime.node import AccessNode
-from realtime.session import SessionConfig
+from realtime.node import AccessNode, session_config
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +33,6 @@ def _port(raw: str) -> int:
     if not 0 <= value <= 65535:
         raise CommandError(f"--port must be an integer between 0 and 65535, got {value}")
     return value
-
-
-def session_config() -> SessionConfig:
-    return SessionConfig(
-        heartbeat_seconds=settings.HEARTBEAT_SECONDS, heartbeat_timeout=float(settings.HEARTBEAT_TIMEOUT_SECONDS)
-    )
 
 
 class Command(BaseCommand):
