@@ -1,5 +1,6 @@
-"""Real-browser interop: Debian's Chromium, driven by Playwright, talks to a real access node (`run_access`)
-and a real logic worker over WebTransport, next to a Python ImClient.
+"""Real-browser interop: Debian's Chromium, driven by Playwright, talks to the real platform (a logic
+worker, a `run_access` WebTransport node, daphne's WebSocket /ws: tests/system/platform.py) over
+WebTransport or the WebSocket, next to a Python ImClient.
 
 The page (browser/im_page.html) only moves bytes: the test encodes frames with schema.codec, hands them
 to the page as base64, and decodes the base64 frames the page received. The page is served by a real
@@ -28,10 +29,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from accounts.models import User
 from messaging.services import get_or_create_direct_conversation
-from messaging.tests.worker_processes import WorkerProcess
-from realtime.certificates import CertificateInfo, ensure_dev_certificate
-from realtime.client import ImClient, webtransport_factory
-from realtime.tests.test_access_node import AccessProcess
+from realtime.client import ImClient
 from schema.codec import (
     AnyFrame,
     Auth,
@@ -45,6 +43,7 @@ from schema.codec import (
     decode_frame,
     encode_frame,
 )
+from tests.system.platform import Login, Platform
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
 
@@ -98,24 +97,16 @@ def page_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def certificate(tmp_path: Path) -> CertificateInfo:
-    return ensure_dev_certificate(tmp_path / "certs")
-
-
-@pytest.fixture
-def worker(nats_url: str, tmp_path: Path) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(nats_url, tmp_path, "browser-test-worker").wait_ready()
-    yield process
-    process.terminate()
-
-
-@pytest.fixture
-def access(nats_url: str, tmp_path: Path, certificate: CertificateInfo) -> Iterator[AccessProcess]:
-    process = AccessProcess(nats_url, tmp_path, certificate).wait_ready()
-    yield process
-    if process.proc.poll() is None:
-        assert process.terminate() == 0, process.log()
-    assert "Traceback" not in process.log(), process.log()
+def platform(nats_url: str, tmp_path: Path, transactional_db: Any) -> Iterator[Platform]:
+    """The real platform, as tests/system runs it: a logic worker, a WebTransport access node (run_access)
+    and daphne with the WebSocket /ws, on the test database and this test process's nats-server."""
+    started = Platform(tmp_path, nats_url=nats_url, access_nodes=1, logic_workers=1)
+    try:
+        yield started.start()
+    finally:
+        started.stop()
+    for process in [*started.access, *started.workers, *([started.web] if started.web else [])]:
+        assert "Traceback" not in process.log(), process.log()
 
 
 @pytest.fixture
@@ -158,6 +149,13 @@ class BrowserPage:
         info: dict[str, Any] = await self.call("([ms]) => closeInfo(ms)", int(TIMEOUT * 1000))
         return info
 
+    async def open_websocket(self, url: str) -> None:
+        await self.call("([url]) => openWebSocket(url)", url)
+
+    async def start_heartbeat(self, seconds: float) -> None:
+        """Let the page send a Ping every `seconds` on its own (the Pongs are skipped by next_frame)."""
+        await self.call("([ping, ms]) => startHeartbeat(ping, ms)", _b64(encode_frame(Ping())), int(seconds * 1000))
+
     async def send(self, frame: Any) -> None:
         await self.call("([frame]) => sendFrame(frame)", _b64(encode_frame(frame)))
 
@@ -198,13 +196,15 @@ async def within(awaitable: Awaitable[F]) -> F:
 
 
 async def chat(
-    page: BrowserPage, alice_token: str, bob_client: ImClient, *, alice: User, bob: User, conversation_id: int
+    page: BrowserPage, alice_login: Login, bob_client: ImClient, *, alice: User, bob: User, conversation_id: int
 ) -> None:
     """Alice in the browser authenticates and writes to bob, who uses the Python client and answers."""
-    await page.send(Auth(token=alice_token, device_id="alice-chromium", platform="web"))
+    await page.send(Auth(token=alice_login.access_token, device_id=alice_login.device_id, platform="web"))
     auth = await page.next_frame(AuthResult)
     assert auth.user_id == alice.id, page.explain(f"{auth}")
     assert auth.heartbeat_seconds > 0
+    # as a real client does: the platform's heartbeat is short (tests/system/platform.py)
+    await page.start_heartbeat(auth.heartbeat_seconds)
     bob_messages = bob_client.messages()
 
     await page.send(SendMessage(client_msg_id="browser-1", conversation_id=conversation_id, body="hello from chromium"))
@@ -226,43 +226,42 @@ async def chat(
     await page.next_frame(Pong)
 
 
-def test_chromium_over_webtransport_sends_to_a_python_client_and_gets_its_answer(
-    chromium: Path,
-    page_url: str,
-    worker: WorkerProcess,
-    access: AccessProcess,
-    client_for: Any,
-    alice: User,
-    bob: User,
-    direct: int,
+@pytest.mark.parametrize("transport", ["webtransport", "websocket"])
+def test_chromium_chats_with_a_python_client_on_webtransport(
+    transport: str, chromium: Path, page_url: str, platform: Platform, alice: User, bob: User, direct: int
 ) -> None:
-    alice_token = client_for(alice, device_id="alice-chromium").tokens["accessToken"]
-    bob_token = client_for(bob, device_id="bob-python").tokens["accessToken"]
-    bob_factory = webtransport_factory(access.url, certificate_hashes=[access.certificate.sha256])
+    """Alice's browser on either transport, bob's ImClient on WebTransport: over the WebSocket the pushes
+    also cross from one kind of access node to the other."""
+    alice_login, bob_login = platform.login(alice), platform.login(bob)
 
     async def scenario() -> None:
         async with (
             browser_page(chromium, page_url) as page,
-            ImClient(bob_factory, bob_token, "bob-python", auth_timeout=TIMEOUT) as bob_client,
+            platform.client(bob_login, "wt0", auth_timeout=TIMEOUT) as bob_client,
         ):
-            await page.open_webtransport(access.url, access.certificate.sha256)
-            await chat(page, alice_token, bob_client, alice=alice, bob=bob, conversation_id=direct)
+            if transport == "webtransport":
+                await page.open_webtransport(platform.wt_url(0), platform.certificate.sha256)
+            else:
+                await page.open_websocket(platform.ws_url)
+            await chat(page, alice_login, bob_client, alice=alice, bob=bob, conversation_id=direct)
 
     run(scenario)
 
 
 def test_chromium_refuses_a_wrong_certificate_hash_and_reaches_the_node_with_the_right_one(
-    chromium: Path, page_url: str, access: AccessProcess
+    chromium: Path, page_url: str, platform: Platform
 ) -> None:
+    url, certificate_hash = platform.wt_url(0), platform.certificate.sha256
+
     async def scenario() -> None:
         async with browser_page(chromium, page_url) as page:
-            wrong = bytes(byte ^ 0xFF for byte in access.certificate.sha256)
+            wrong = bytes(byte ^ 0xFF for byte in certificate_hash)
             with pytest.raises(AssertionError, match="Opening handshake failed") as refused:
-                await page.open_webtransport(access.url, wrong)
+                await page.open_webtransport(url, wrong)
             # the page only sees a generic error; the cause is in the console, which the message carries
             assert "CERTIFICATE_VERIFY_FAILED" in str(refused.value), str(refused.value)
 
-            await page.open_webtransport(access.url, access.certificate.sha256)
+            await page.open_webtransport(url, certificate_hash)
             await page.send(Auth(token="not.a.token", device_id="chromium", platform="web"))
             # the page learns why from the session's close code and reason
             closed = await page.close_info()
