@@ -115,7 +115,8 @@ class WebSocketTransport:
         if self.closed:
             return
         self.closed = True
-        self._outbox.append((code or NORMAL_CLOSURE, reason))
+        # a plain int: autobahn refuses an IntEnum (ErrorCode) as a close code, and the socket stayed open
+        self._outbox.append((int(code) or NORMAL_CLOSURE, reason))
         self._wake()
 
     def _wake(self) -> None:
