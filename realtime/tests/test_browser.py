@@ -35,6 +35,7 @@ from schema.codec import (
     Auth,
     AuthResult,
     ErrorCode,
+    ErrorFrame,
     MessageAck,
     Ping,
     Pong,
@@ -267,6 +268,21 @@ def test_chromium_refuses_a_wrong_certificate_hash_and_reaches_the_node_with_the
             closed = await page.close_info()
             assert closed["code"] == ErrorCode.AUTH_FAILED, page.explain(f"{closed}")
             assert closed["reason"], page.explain(f"{closed}")
+
+    run(scenario)
+
+
+def test_chromium_over_websocket_gets_the_error_frame_and_close_code_of_an_invalid_token(
+    chromium: Path, page_url: str, platform: Platform
+) -> None:
+    async def scenario() -> None:
+        async with browser_page(chromium, page_url) as page:
+            await page.open_websocket(platform.ws_url)
+            await page.send(Auth(token="not.a.token", device_id="chromium", platform="web"))
+            failed = await page.next_frame(ErrorFrame)
+            assert failed.code == ErrorCode.AUTH_FAILED, page.explain(f"{failed}")
+            closed = await page.close_info()
+            assert closed["code"] == ErrorCode.AUTH_FAILED, page.explain(f"{closed}")
 
     run(scenario)
 
