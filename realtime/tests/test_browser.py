@@ -228,7 +228,7 @@ async def chat(
 
 
 @pytest.mark.parametrize("transport", ["webtransport", "websocket"])
-def test_chromium_chats_with_a_python_client_on_webtransport(
+def test_chromium_chats_with_a_python_client(
     transport: str, chromium: Path, page_url: str, platform: Platform, alice: User, bob: User, direct: int
 ) -> None:
     """Alice's browser on either transport, bob's ImClient on WebTransport: over the WebSocket the pushes
