@@ -11,6 +11,11 @@
 - RegisterPresence / UnregisterPresence: applied to the presence store in order, by one task;
 - Close: the frames before it are written, then the transport is closed.
 
+Presence changes reach the user's friends: after a device registers, PresenceUpdate(online) goes to
+every live connection of the user's friends; after one unregisters and the user has no device left
+anywhere, PresenceUpdate(offline). Friends are read on the DB thread, their connections from the
+presence store, and the frame is published to each node holding them, as the logic workers push.
+
 Pushes arrive on im.access.{node_id}.downstream; kicks (SessionsKicked) on im.user.*.event. One timer
 task fires due session timers; one task refreshes every live location each presence ttl / 3.
 `stop()` (SIGTERM) closes every session with ErrorCode.UNAVAILABLE so clients reconnect elsewhere,
@@ -47,7 +52,17 @@ from realtime.session import (
     State,
     UnregisterPresence,
 )
-from schema.codec import ErrorCode, ErrorFrame, FrameError, decode_downstream, encode_frame
+from schema.codec import (
+    Delivery,
+    Downstream,
+    ErrorCode,
+    ErrorFrame,
+    FrameError,
+    PresenceUpdate,
+    decode_downstream,
+    encode_downstream,
+    encode_frame,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +89,18 @@ class AuthAnswer:
 
 Authenticator = Callable[[str], AuthAnswer]
 """Checks an access token on the DB thread; raises TokenInvalid (or any error) to refuse it."""
+
+FriendLookup = Callable[[int], list[int]]
+"""The ids of a user's friends, read on the DB thread."""
+
+
+def friends_of(user_id: int) -> list[int]:
+    from django.db import close_old_connections
+
+    from friends.selectors import friend_ids
+
+    close_old_connections()
+    return friend_ids(user_id)
 
 
 def session_config() -> SessionConfig:
@@ -138,6 +165,7 @@ class AccessNode:
         config: SessionConfig | None = None,
         presence_factory: Callable[[Any], Awaitable[PresenceStore]] | None = None,
         authenticator: Authenticator = check_access_token,
+        friend_lookup: FriendLookup = friends_of,
         refresh_interval: float | None = None,
     ) -> None:
         if not node_id or "/" in node_id or "." in node_id or "*" in node_id or ">" in node_id:
@@ -147,6 +175,7 @@ class AccessNode:
         self.config = config or SessionConfig()
         self._presence_factory = presence_factory or (lambda js: open_presence(js))
         self._authenticator = authenticator
+        self._friend_lookup = friend_lookup
         self._refresh_interval = refresh_interval
         self._ids = itertools.count(1)
         self.connections: dict[int, Connection] = {}
@@ -159,7 +188,7 @@ class AccessNode:
         self._presence_ops: asyncio.Queue[tuple[bool, Location] | None] = asyncio.Queue()
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="access-db")
         self._tasks: list[asyncio.Task[None]] = []
-        self._pending_auth: set[asyncio.Task[None]] = set()
+        self._side_tasks: set[asyncio.Task[None]] = set()  # token checks, presence announcements
         self._nc: Any = None
         self._presence: PresenceStore | None = None
         self._stopped = False
@@ -215,7 +244,7 @@ class AccessNode:
             connection.transport.close(ErrorCode.UNAVAILABLE, SHUTDOWN_REASON)
             self.carry(connection, intents)
             self._forget(connection)
-        for task in list(self._pending_auth):
+        for task in list(self._side_tasks):
             task.cancel()
         await self._presence_ops.put(None)
         presence_task = self._tasks[1] if len(self._tasks) > 1 else None
@@ -281,8 +310,8 @@ class AccessNode:
                 self._publish(nats_subjects.LOGIC_UPSTREAM, intent.payload)
             elif isinstance(intent, Authenticate):
                 task = asyncio.get_running_loop().create_task(self._authenticate(connection, intent))
-                self._pending_auth.add(task)
-                task.add_done_callback(self._pending_auth.discard)
+                self._side_tasks.add(task)
+                task.add_done_callback(self._side_tasks.discard)
             elif isinstance(intent, RegisterPresence):
                 location = self._location(connection, intent)
                 self._locations[connection.connection_id] = location
@@ -432,6 +461,38 @@ class AccessNode:
                     await self._presence.unregister(location)
             except Exception:
                 logger.exception("presence update failed", extra={"nodeId": self.node_id, "userId": location.user_id})
+                continue
+            if not self._stopped:  # at shutdown the clients come back through another node at once
+                task = asyncio.get_running_loop().create_task(self._announce(location.user_id, online=register))
+                self._side_tasks.add(task)
+                task.add_done_callback(self._side_tasks.discard)
+
+    async def _announce(self, user_id: int, *, online: bool) -> None:
+        """Tell the user's friends' live connections that the user is online, or no longer online."""
+        assert self._presence is not None
+        try:
+            if not online and (await self._presence.locate([user_id])).get(user_id):
+                return  # another device of theirs is still connected
+            loop = asyncio.get_running_loop()
+            friends = await loop.run_in_executor(self._db, self._friend_lookup, user_id)
+            if not friends:
+                return
+            located = await self._presence.locate(friends)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("presence announcement failed", extra={"nodeId": self.node_id, "userId": user_id})
+            return
+        by_node: dict[str, list[int]] = {}
+        for locations in located.values():
+            for location in locations:
+                by_node.setdefault(location.node_id, []).append(location.connection_id)
+        frame = encode_frame(PresenceUpdate(user_id=user_id, online=online))
+        for node_id, connection_ids in by_node.items():
+            payload = encode_downstream(
+                Downstream(deliveries=(Delivery(frame=frame, connection_ids=tuple(connection_ids)),))
+            )
+            self._publish(nats_subjects.access_downstream(node_id), payload)
 
     async def _refresh_loop(self, interval: float) -> None:
         while True:

@@ -328,6 +328,10 @@ class WebTransportServer(asyncio.DatagramProtocol):
         """Wait until no connection is left (for a graceful stop: close the sessions, then wait)."""
         await self._idle.wait()
 
+    def use_certificate(self, certificate: CertificateInfo) -> None:
+        """Serve this certificate to connections from now on (a renewed one); open connections keep theirs."""
+        self._configuration.load_cert_chain(certificate.cert_path, certificate.key_path)
+
     def close(self, reason: str = "server shutting down") -> None:
         """Close every connection (handlers get on_closed) and stop listening."""
         for connection in self.connections:

@@ -45,6 +45,7 @@ from schema.codec import (
     MessageAck,
     Ping,
     Pong,
+    PresenceUpdate,
     PushMessage,
     SendMessage,
     decode_frame,
@@ -202,9 +203,13 @@ def test_authenticated_clients_send_get_acks_and_pushes_and_are_present_while_co
         assert bob_auth.user_id == bob.id
         assert alice_auth.heartbeat_seconds > 0
         await eventually(online(alice), "alice is online")
+        # friends hear of each other: alice of bob, who came after her (bob may or may not hear of alice,
+        # depending on whether his session was there when her announcement went out)
+        told = await next_frame(alice_client, PresenceUpdate)
+        assert told == PresenceUpdate(user_id=bob.id, online=True)
 
         send(alice_client, direct, "wt-1", "hello bob")
-        ack = await next_frame(alice_client)
+        ack = await next_frame(alice_client, MessageAck)
         assert isinstance(ack, MessageAck), ack
         assert (ack.client_msg_id, ack.conversation_id, ack.seq) == ("wt-1", direct, 1)
         push = await next_frame(bob_client, PushMessage)
@@ -250,12 +255,12 @@ def test_a_send_before_auth_and_garbage_get_error_frames_and_other_sessions_go_o
 
         alice_client, _ = await authenticate(access, alice_token, "alice-laptop")
         alice_client.send(b"\x13\x37garbage")
-        malformed = await next_frame(alice_client)
+        malformed = await next_frame(alice_client, ErrorFrame)  # after bob's PresenceUpdate, maybe
         assert isinstance(malformed, ErrorFrame)
         assert malformed.code == ErrorCode.MALFORMED
 
         bob_client.send(encode_frame(Ping()))
-        assert isinstance(await next_frame(bob_client), Pong)
+        assert isinstance(await next_frame(bob_client, Pong), Pong)
         send(alice_client, direct, "after-garbage", "still here")
         assert isinstance(await next_frame(alice_client, MessageAck), MessageAck)
         push = await next_frame(bob_client, PushMessage)

@@ -7,6 +7,8 @@ import hashlib
 import ipaddress
 import stat
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -173,3 +175,28 @@ def test_load_certificate_refuses_a_key_of_another_certificate(tmp_path):
 
     with pytest.raises(CertificateError, match="does not belong to the certificate"):
         load_certificate(first.cert_path, second.key_path)
+
+
+async def test_a_running_node_switches_to_the_renewed_development_certificate(tmp_path: Path, monkeypatch: Any) -> None:
+    import asyncio
+
+    from realtime.management.commands import run_access
+
+    directory = tmp_path / "certs"
+    old = ensure_dev_certificate(directory, now=datetime.now(UTC) - timedelta(days=12))  # expires within 2 days
+    served: list[bytes] = []
+    switched = asyncio.Event()
+
+    class Server:
+        def use_certificate(self, certificate: Any) -> None:
+            served.append(certificate.sha256)
+            switched.set()
+
+    monkeypatch.setattr(run_access, "RENEW_CHECK_SECONDS", 0.01)
+    task = asyncio.create_task(run_access._keep_renewed(Server(), old, directory))  # type: ignore[arg-type]
+    try:
+        await asyncio.wait_for(switched.wait(), 10)
+    finally:
+        task.cancel()
+    assert served[0] != old.sha256
+    assert served[0] == ensure_dev_certificate(directory).sha256  # what the endpoints API hands out

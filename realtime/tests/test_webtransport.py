@@ -465,3 +465,23 @@ async def test_one_process_serves_many_sessions_at_once(serve):
         client.abort()
     running.server.close()
     assert running.server.sessions() == []
+
+
+async def test_a_renewed_certificate_is_served_to_new_connections(serve, tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    running = await serve()
+    first = await running.connect()
+    renewed = ensure_dev_certificate(tmp_path / "renewed", now=datetime.now(UTC) + timedelta(seconds=1))
+    assert renewed.sha256 != running.certificate_hash
+    running.server.use_certificate(renewed)
+
+    url = f"https://127.0.0.1:{running.port}/wt"
+    client = await connect_webtransport(url, certificate_hashes=[renewed.sha256])
+    running.clients.append(client)
+    client.send(b"on the new one")
+    assert await recv_frames(client, 1) == [b"on the new one"]
+    with pytest.raises((OSError, TimeoutError, ConnectionError)):  # pinned to the old one: refused
+        await connect_webtransport(url, certificate_hashes=[running.certificate_hash], timeout=3)
+    first.send(b"still on the old one")
+    assert await recv_frames(first, 1) == [b"still on the old one"]

@@ -28,6 +28,7 @@ from schema.codec import (
     Message,
     Ping,
     Pong,
+    PresenceUpdate,
     SendErrorCode,
     SendMessage,
     decode_frame,
@@ -277,5 +278,44 @@ def test_the_websocket_refuses_a_bad_token(platform: Platform) -> None:
         client = ImClient(websocket_factory(platform.ws_url), "not-a-token", "device-1", "web")
         with pytest.raises(AuthError):
             await client.connect()
+
+    run(scenario())
+
+
+def test_friends_see_each_other_come_online_and_go_offline(
+    platform: Platform, alice: User, bob: User, charlie: User, alice_and_bob_are_friends: None
+) -> None:
+    bob_login, alice_wt, alice_ws, charlie_login = (
+        platform.login(bob),
+        platform.login(alice),
+        platform.login(alice),
+        platform.login(charlie),
+    )
+
+    async def scenario() -> None:
+        updates: asyncio.Queue[PresenceUpdate] = asyncio.Queue()
+        strangers: list[object] = []
+
+        def on_event(event: object) -> None:
+            if isinstance(event, PresenceUpdate):
+                updates.put_nowait(event)
+
+        async def next_update() -> tuple[int, bool]:
+            update = await asyncio.wait_for(updates.get(), WAIT)
+            return update.user_id, update.online
+
+        async with (
+            platform.client(bob_login, "ws", on_event=on_event),
+            platform.client(charlie_login, "wt1", on_event=strangers.append),
+        ):
+            first = platform.client(alice_wt, "wt0")
+            await first.connect()
+            assert await next_update() == (alice.id, True)
+            async with platform.client(alice_ws, "ws"):
+                assert await next_update() == (alice.id, True)  # another device: still online
+                await first.close()  # one device left: nobody is told she is offline
+            assert await next_update() == (alice.id, False)  # the last device went
+            assert updates.empty()
+        assert not [e for e in strangers if isinstance(e, PresenceUpdate)]  # charlie is not her friend
 
     run(scenario())

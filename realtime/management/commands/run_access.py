@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from realtime.certificates import CertificateError, CertificateInfo, ensure_dev_certificate, load_certificate
 from realtime.node import AccessNode, session_config
+from realtime.webtransport import WebTransportServer, serve_webtransport
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ class Command(BaseCommand):
         port = _port(options["port"])
         certificate = self._certificate(options["cert"], options["key"])
         nats_url = options["nats_url"] or settings.NATS_URL
-        asyncio.run(self._run(node_id, host, port, certificate, nats_url))
+        renew_in = None if options["cert"] else Path(settings.VAR_DIR) / "certs"
+        asyncio.run(self._run(node_id, host, port, certificate, nats_url, renew_in))
 
     @staticmethod
     def _certificate(cert: str, key: str) -> CertificateInfo:
@@ -69,8 +71,15 @@ class Command(BaseCommand):
         except (CertificateError, OSError) as exc:
             raise CommandError(f"cannot use the certificate: {exc}") from exc
 
-    async def _run(self, node_id: str, host: str, port: int, certificate: CertificateInfo, nats_url: str) -> None:
-        from realtime.webtransport import serve_webtransport
+    async def _run(
+        self,
+        node_id: str,
+        host: str,
+        port: int,
+        certificate: CertificateInfo,
+        nats_url: str,
+        renew_in: Path | None,
+    ) -> None:
 
         loop = asyncio.get_running_loop()
         stopping = asyncio.Event()
@@ -91,8 +100,31 @@ class Command(BaseCommand):
             certificate.sha256_hex,
             extra={"nodeId": node_id, "host": host, "port": bound_port, "certificateSha256": certificate.sha256_hex},
         )
+        renewing = asyncio.create_task(_keep_renewed(server, certificate, renew_in)) if renew_in else None
         await stopping.wait()
+        if renewing is not None:
+            renewing.cancel()
         logger.info("access node stopping", extra={"nodeId": node_id, "sessions": len(node.connections)})
         await node.stop()  # sessions closed with UNAVAILABLE; their close capsules are on their way
         await asyncio.sleep(0.1)  # one more round of QUIC sends before the connections go
         server.close()
+
+
+RENEW_CHECK_SECONDS = 3600.0
+
+
+async def _keep_renewed(server: WebTransportServer, certificate: CertificateInfo, directory: Path) -> None:
+    """The development certificate lives 13 days: a node running longer serves the renewed one (which
+    GET /realtime/endpoints hands out) to new connections, checking hourly."""
+    current = certificate.sha256
+    while True:
+        await asyncio.sleep(RENEW_CHECK_SECONDS)
+        try:
+            renewed = await asyncio.to_thread(ensure_dev_certificate, directory)
+        except (CertificateError, OSError):
+            logger.exception("the development certificate could not be renewed")
+            continue
+        if renewed.sha256 != current:
+            server.use_certificate(renewed)
+            current = renewed.sha256
+            logger.info("serving the renewed development certificate %s", renewed.sha256_hex)
