@@ -264,7 +264,9 @@ def test_chromium_refuses_a_wrong_certificate_hash_and_reaches_the_node_with_the
 
             await page.open_webtransport(url, certificate_hash)
             await page.send(Auth(token="not.a.token", device_id="chromium", platform="web"))
-            # the page learns why from the session's close code and reason
+            # the Error frame arrives before the close (its capsule waits CLOSE_GRACE_SECONDS for it)
+            failed = await page.next_frame(ErrorFrame)
+            assert failed.code == ErrorCode.AUTH_FAILED, page.explain(f"{failed}")
             closed = await page.close_info()
             assert closed["code"] == ErrorCode.AUTH_FAILED, page.explain(f"{closed}")
             assert closed["reason"], page.explain(f"{closed}")
