@@ -32,7 +32,7 @@ def test_a_send_that_races_a_concurrent_send_of_the_same_message_answers_duplica
     real = sending._stored_by_key
     calls: list[int] = []
 
-    def blind_first_time(keys: set[tuple[int, str]]) -> dict[tuple[int, str], Message]:
+    def blind_first_time(keys: set[tuple[int, str]]) -> dict[tuple[int, str], sending.StoredMessage]:
         calls.append(1)
         return {} if len(calls) == 1 else real(keys)
 

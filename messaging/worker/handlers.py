@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.db import InterfaceError, OperationalError
 
@@ -21,8 +22,9 @@ from messaging.services import (
     SendOutcome,
     SendRequest,
     SendStatus,
+    SentBatch,
     mark_read_by_id,
-    send_messages,
+    send_batch,
 )
 from messaging.wire import wire_message
 from schema.codec import (
@@ -145,54 +147,67 @@ def _request(upstream: Upstream, frame: SendMessage) -> SendRequest:
     )
 
 
-def _store(requests: list[SendRequest]) -> list[SendOutcome]:
-    """send_messages, isolating a poison request: if the batch fails for a reason other than an
+def _store(requests: list[SendRequest]) -> SentBatch:
+    """send_batch, isolating a poison request: if the batch fails for a reason other than an
     unreachable database, each request is tried alone and the ones that still fail are refused."""
     try:
-        return send_messages(requests)
+        return send_batch(requests)
     except (OperationalError, InterfaceError):
         raise  # the database is unreachable or restarting: the runner retries the whole batch
     except Exception:
         if len(requests) == 1:
             logger.exception("send refused: storing it failed", extra={"userId": requests[0].sender_id})
-            return [
-                SendOutcome(
-                    request=requests[0],
-                    status=SendStatus.REJECTED,
-                    code=RejectCode.INVALID,
-                    reason="This message could not be stored.",
-                )
-            ]
+            refused = SendOutcome(
+                request=requests[0],
+                status=SendStatus.REJECTED,
+                code=RejectCode.INVALID,
+                reason="This message could not be stored.",
+            )
+            return SentBatch([refused], {})
         logger.exception("send batch failed; isolating the failing message", extra={"size": len(requests)})
-        return [outcome for request in requests for outcome in _store([request])]
+        outcomes: list[SendOutcome] = []
+        members: dict[int, list[int]] = {}
+        for request in requests:
+            alone = _store([request])
+            outcomes += alone.outcomes
+            members.update(alone.members)
+        return SentBatch(outcomes, members)
 
 
 def _handle_sends(sends: list[tuple[Upstream, SendMessage]], outbox: Outbox) -> None:
-    outcomes = _store([_request(upstream, frame) for upstream, frame in sends])
-    delivered = [o.message for o in outcomes if o.message is not None]
-    members = selectors.member_ids_by_conversation({m.conversation_id for m in delivered})
-    for (upstream, frame), outcome in zip(sends, outcomes, strict=True):
+    sent = _store([_request(upstream, frame) for upstream, frame in sends])
+    members = sent.members
+    # A duplicate's first message may be in a conversation the batch did not lock: read those too.
+    missing = {o.message.conversation_id for o in sent.outcomes if o.message is not None} - members.keys()
+    if missing:
+        members = {**members, **selectors.member_ids_by_conversation(missing)}
+    created_ms: dict[datetime, int] = {}  # a batch's messages share one created_at
+    stored_status = SendStatus.STORED
+    for (upstream, frame), outcome in zip(sends, sent.outcomes, strict=True):
         message = outcome.message
         if message is None:
             code = _REJECT_CODES.get(outcome.code or RejectCode.INVALID, SendErrorCode.INVALID)
             error = SendError(client_msg_id=frame.client_msg_id, code=code, reason=outcome.reason)
             outbox.answer(upstream, encode_frame(error))
             continue
+        created_at = created_ms.get(message.created_at)
+        if created_at is None:
+            created_at = created_ms[message.created_at] = int(message.created_at.timestamp() * 1000)
         ack = MessageAck(
             client_msg_id=message.client_msg_id,
             message_id=message.id,
             conversation_id=message.conversation_id,
             seq=message.seq,
-            created_at=int(message.created_at.timestamp() * 1000),
+            created_at=created_at,
         )
         outbox.answer(upstream, encode_frame(ack))
-        if outcome.status is SendStatus.STORED:
+        if outcome.status is stored_status:
             outbox.stored += 1
         # A duplicate is pushed again too: the worker that stored it may have died before pushing.
         # Devices drop pushes they already hold (by seq).
-        push = encode_frame(PushMessage(message=wire_message(message)))
+        push = encode_frame(PushMessage(message=wire_message(message, created_at=created_at)))
         recipients = tuple(members.get(message.conversation_id, ()))
-        outbox.fanouts.append(Fanout(push, recipients, skip=(upstream.node_id, upstream.connection_id)))
+        outbox.fanouts.append(Fanout(push, recipients, (upstream.node_id, upstream.connection_id)))
 
 
 def _handle_read(upstream: Upstream, receipt: ReadReceipt, members: dict[int, list[int]], outbox: Outbox) -> None:
