@@ -9,12 +9,30 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+import psycopg
 from django.db import connection
 
 from friends.models import Block, Friendship
-from messaging.models import Conversation, Membership, Message
+from messaging.models import Conversation, ConversationKind, Membership, Message
+
+# The message columns in the order rows are given (the model's concrete fields, checked by a test).
+MESSAGE_COLUMNS = (
+    "id",
+    "created_at",
+    "updated_at",
+    "deleted",
+    "conversation_id",
+    "seq",
+    "sender_id",
+    "client_msg_id",
+    "kind",
+    "body",
+    "reply_to_id",
+    "edited_at",
+    "recalled",
+)
 
 # The columns of a stored message as the send path returns it (StoredMessage's fields, in order).
 STORED_COLUMNS = (
@@ -44,169 +62,170 @@ def text_array(values: Iterable[str]) -> str:
     return "{" + ",".join(['"' + value.translate(esc) + '"' for value in values]) + "}"
 
 
-def _rows(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return list(cursor.fetchall())
+class BatchReads(NamedTuple):
+    """What a send batch reads under its conversation locks."""
+
+    conversations: dict[int, tuple[int, str, str]]
+    """The live conversations, locked: {id: (last_seq, kind, direct_key)}."""
+    stored: list[tuple[Any, ...]]
+    """Rows (STORED_COLUMNS) of the messages, live or not, already stored under the batch's keys."""
+    memberships: list[tuple[int, int, int]]
+    """(membership id, conversation id, user id) of every live member of those conversations (and
+    maybe of the batch's deleted conversations)."""
+    blocks: set[tuple[int, int]]
+    """(user, blocked): the live blocks between the two users of a direct conversation of the batch."""
+    friendships: set[tuple[int, int]]
+    """(user, friend): the same for friendships, when asked for (else empty)."""
 
 
-def lock_conversations(ids: Collection[int]) -> dict[int, tuple[int, str, str]]:
-    """Locks the live conversations in id order (PostgreSQL; SQLite serialises writers on its own):
-    {id: (last_seq, kind, direct_key)}; last_seq stays ours until the transaction ends."""
-    if connection.vendor == "postgresql":
-        rows = _rows(
-            f"SELECT id, last_seq, kind, direct_key FROM {_table(Conversation)} "  # noqa: S608
-            "WHERE id = ANY(%s::bigint[]) AND NOT deleted ORDER BY id FOR UPDATE",
-            [int_array(ids)],
-        )
-    else:
-        rows = list(
-            Conversation.objects.select_for_update()
-            .filter(id__any=ids)
-            .order_by("id")
-            .values_list("id", "last_seq", "kind", "direct_key")
-        )
-    return {cid: (seq, kind, key) for cid, seq, kind, key in rows}
-
-
-def live_memberships(conversation_ids: Collection[int]) -> list[tuple[int, int, int]]:
-    """(membership id, conversation id, user id) of every live member of these conversations."""
-    if not conversation_ids:
-        return []
-    if connection.vendor == "postgresql":
-        return _rows(
-            f"SELECT id, conversation_id, user_id FROM {_table(Membership)} "  # noqa: S608
-            "WHERE conversation_id = ANY(%s::bigint[]) AND NOT deleted",
-            [int_array(conversation_ids)],
-        )
-    return list(
-        Membership.objects.filter(conversation_id__any=conversation_ids).values_list("id", "conversation_id", "user_id")
+def lock_and_read(
+    conversation_ids: Collection[int], keys: Collection[tuple[int, str]], *, friendships: bool
+) -> BatchReads:
+    """Locks the batch's live conversations in id order (PostgreSQL; SQLite serialises writers on
+    its own), then reads what the rules need. On PostgreSQL that is one round trip of five
+    statements: the locks are held from the first, and each waiting round trip of the locked part
+    is paid by every batch queued behind it (W5)."""
+    if connection.vendor != "postgresql":
+        return _lock_and_read_orm(conversation_ids, keys, friendships=friendships)
+    senders, cmids = zip(*keys, strict=True) if keys else ((), ())
+    conversation_table = _table(Conversation)
+    # The two users of each direct conversation, both ways: '<lower id>:<higher id>'.
+    pairs = (
+        f"WITH p AS (SELECT split_part(direct_key, ':', 1)::bigint AS a, split_part(direct_key, ':', 2)::bigint AS b "  # noqa: S608
+        f"FROM {conversation_table} WHERE id = ANY(%(c)s::bigint[]) AND NOT deleted AND kind = 'direct' "
+        "AND direct_key LIKE '%%:%%'), pairs AS (SELECT a, b FROM p UNION ALL SELECT b, a FROM p) "
     )
-
-
-def stored_by_key(keys: Collection[tuple[int, str]]) -> list[tuple[Any, ...]]:
-    """Rows (STORED_COLUMNS) of the messages, live or not, already stored under these (sender,
-    client_msg_id) keys."""
-    if not keys:
-        return []
-    if connection.vendor == "postgresql":
+    statements = [
+        f"SELECT id, last_seq, kind, direct_key FROM {conversation_table} "  # noqa: S608
+        "WHERE id = ANY(%(c)s::bigint[]) AND NOT deleted ORDER BY id FOR UPDATE",
         # Exact pairs: `sender = ANY(..) AND client_msg_id = ANY(..)` probes the index for the cross
         # product (200 senders x 1,024 ids took 290 ms in W5); a join on unnest probes each key once.
-        senders, cmids = zip(*keys, strict=True)
-        return _rows(
-            f"SELECT {', '.join('m.' + name for name in STORED_COLUMNS)} FROM {_table(Message)} AS m "  # noqa: S608
-            "JOIN unnest(%s::bigint[], %s::text[]) AS k(sender_id, client_msg_id) "
-            "ON m.sender_id = k.sender_id AND m.client_msg_id = k.client_msg_id",
-            [int_array(senders), text_array(cmids)],
+        f"SELECT {', '.join('m.' + name for name in STORED_COLUMNS)} FROM {_table(Message)} AS m "  # noqa: S608
+        "JOIN unnest(%(s)s::bigint[], %(k)s::text[]) AS k(sender_id, client_msg_id) "
+        "ON m.sender_id = k.sender_id AND m.client_msg_id = k.client_msg_id",
+        # Deleted conversations' members too: the caller looks only at the live ones it locked.
+        f"SELECT id, conversation_id, user_id FROM {_table(Membership)} "  # noqa: S608
+        "WHERE conversation_id = ANY(%(c)s::bigint[]) AND NOT deleted",
+        f"{pairs}SELECT x.user_id, x.blocked_id FROM {_table(Block)} AS x "  # noqa: S608
+        "JOIN pairs ON x.user_id = pairs.a AND x.blocked_id = pairs.b WHERE NOT x.deleted",
+    ]
+    if friendships:
+        statements.append(
+            f"{pairs}SELECT x.user_id, x.friend_id FROM {_table(Friendship)} AS x "  # noqa: S608
+            "JOIN pairs ON x.user_id = pairs.a AND x.friend_id = pairs.b WHERE NOT x.deleted"
         )
-    senders_set = {sender for sender, _ in keys}
-    cmids_set = {cmid for _, cmid in keys}
-    rows = Message.all_objects.filter(sender_id__any=senders_set, client_msg_id__any=cmids_set).values_list(
-        *STORED_COLUMNS
+    params = {"c": int_array(conversation_ids), "s": int_array(senders), "k": text_array(cmids)}
+    results: list[list[tuple[Any, ...]]] = []
+    connection.ensure_connection()
+    # A client-side binding cursor sends the statements as one simple query (Django's cursor API
+    # runs one statement a call); errors still become Django's.
+    with connection.wrap_database_errors, psycopg.ClientCursor(connection.connection) as cursor:
+        cursor.execute("; ".join(statements), params)
+        results.append(cursor.fetchall())
+        while cursor.nextset():
+            results.append(cursor.fetchall())
+    locked, stored, memberships, blocks, *friends = results
+    return BatchReads(
+        {cid: (seq, kind, key) for cid, seq, kind, key in locked},
+        stored,
+        memberships,
+        {(user, other) for user, other in blocks},
+        {(user, other) for user, other in friends[0]} if friends else set(),
     )
-    return [row for row in rows if (row[3], row[4]) in keys]
 
 
-def blocks_among(users: Collection[int]) -> set[tuple[int, int]]:
-    """(user, blocked) of the live blocks between any two of these users."""
-    if connection.vendor == "postgresql":
-        users_literal = int_array(users)
-        rows = _rows(
-            f"SELECT user_id, blocked_id FROM {_table(Block)} "  # noqa: S608
-            "WHERE user_id = ANY(%s::bigint[]) AND blocked_id = ANY(%s::bigint[]) AND NOT deleted",
-            [users_literal, users_literal],
-        )
-    else:
-        rows = list(
+def _lock_and_read_orm(
+    conversation_ids: Collection[int], keys: Collection[tuple[int, str]], *, friendships: bool
+) -> BatchReads:
+    conversations = {
+        cid: (seq, kind, key)
+        for cid, seq, kind, key in Conversation.objects.select_for_update()
+        .filter(id__any=conversation_ids)
+        .order_by("id")
+        .values_list("id", "last_seq", "kind", "direct_key")
+    }
+    stored: list[tuple[Any, ...]] = []
+    if keys:
+        senders = {sender for sender, _ in keys}
+        cmids = {cmid for _, cmid in keys}
+        rows = Message.all_objects.filter(sender_id__any=senders, client_msg_id__any=cmids).values_list(*STORED_COLUMNS)
+        stored = [row for row in rows if (row[3], row[4]) in keys]
+    memberships = list(
+        Membership.objects.filter(conversation_id__any=conversations).values_list("id", "conversation_id", "user_id")
+    )
+    pairs: set[tuple[int, int]] = set()
+    for _, kind, key in conversations.values():
+        low, sep, high = key.partition(":")
+        if kind == ConversationKind.DIRECT and sep:
+            pairs |= {(int(low), int(high)), (int(high), int(low))}
+    users = {user for pair in pairs for user in pair}
+    blocks: set[tuple[int, int]] = set()
+    friends: set[tuple[int, int]] = set()
+    if users:
+        blocks = set(
             Block.objects.filter(user_id__any=users, blocked_id__any=users).values_list("user_id", "blocked_id")
         )
-    return {(user, blocked) for user, blocked in rows}
-
-
-def friendships_between(users: Collection[int], friends: Collection[int]) -> set[tuple[int, int]]:
-    """(user, friend) of the live friendships from any of `users` to any of `friends`."""
-    if connection.vendor == "postgresql":
-        rows = _rows(
-            f"SELECT user_id, friend_id FROM {_table(Friendship)} "  # noqa: S608
-            "WHERE user_id = ANY(%s::bigint[]) AND friend_id = ANY(%s::bigint[]) AND NOT deleted",
-            [int_array(users), int_array(friends)],
-        )
-    else:
-        rows = list(
-            Friendship.objects.filter(user_id__any=users, friend_id__any=friends).values_list("user_id", "friend_id")
-        )
-    return {(user, friend) for user, friend in rows}
-
-
-# The message columns in the order rows are given (the model's concrete fields, checked by a test).
-MESSAGE_COLUMNS = (
-    "id",
-    "created_at",
-    "updated_at",
-    "deleted",
-    "conversation_id",
-    "seq",
-    "sender_id",
-    "client_msg_id",
-    "kind",
-    "body",
-    "reply_to_id",
-    "edited_at",
-    "recalled",
-)
+        if friendships:
+            friends = set(
+                Friendship.objects.filter(user_id__any=users, friend_id__any=users).values_list("user_id", "friend_id")
+            )
+    return BatchReads(conversations, stored, memberships, blocks & pairs, friends & pairs)
 
 
 def _table(model: Any) -> str:
     return str(connection.ops.quote_name(model._meta.db_table))
 
 
-def advance_seqs(last_seq: dict[int, int], last_message_id: dict[int, int], now: datetime) -> None:
-    """Sets each conversation's last_seq and last_message_id in one statement."""
+def record_sends(
+    rows: Sequence[NewMessage], last_seq: dict[int, int], last_message_id: dict[int, int], read_upto: dict[int, int],
+    now: datetime,
+) -> None:  # fmt: skip
+    """Writes a batch: each conversation's last_seq and last_message_id, the senders' read positions
+    ({membership id: seq}, moved forward only) and the new messages (COPY on PostgreSQL)."""
     ids = list(last_seq)
-    if not ids:
-        return
     seqs = [last_seq[i] for i in ids]
     last_ids = [last_message_id[i] for i in ids]
-    table = _table(Conversation)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"UPDATE {table} AS c SET last_seq = v.seq, last_message_id = v.mid, updated_at = %s "  # noqa: S608
-                "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS v(id, seq, mid) WHERE c.id = v.id",
-                [now, int_array(ids), int_array(seqs), int_array(last_ids)],
+    conversations, memberships = _table(Conversation), _table(Membership)
+    if connection.vendor == "postgresql":
+        statements: list[str] = []
+        params: dict[str, object] = {"now": now}
+        if ids:
+            statements.append(
+                f"UPDATE {conversations} AS c SET last_seq = v.seq, last_message_id = v.mid, updated_at = %(now)s "  # noqa: S608
+                "FROM unnest(%(c)s::bigint[], %(cs)s::bigint[], %(cm)s::bigint[]) AS v(id, seq, mid) WHERE c.id = v.id"
             )
-        else:
-            cursor.executemany(
-                f"UPDATE {table} SET last_seq = %s, last_message_id = %s, updated_at = %s WHERE id = %s",  # noqa: S608
-                [(seq, mid, now, cid) for cid, seq, mid in zip(ids, seqs, last_ids, strict=True)],
+            params |= {"c": int_array(ids), "cs": int_array(seqs), "cm": int_array(last_ids)}
+        if read_upto:
+            statements.append(
+                f"UPDATE {memberships} AS m SET last_read_seq = v.seq, updated_at = %(now)s "  # noqa: S608
+                "FROM unnest(%(m)s::bigint[], %(ms)s::bigint[]) AS v(id, seq) "
+                "WHERE m.id = v.id AND m.last_read_seq < v.seq"
             )
-
-
-def raise_read_positions(read_upto: dict[int, int], now: datetime) -> None:
-    """Moves memberships' last_read_seq forward (never back) in one statement: {membership id: seq}."""
-    if not read_upto:
+            params |= {"m": int_array(read_upto), "ms": int_array(read_upto.values())}
+        if statements:
+            connection.ensure_connection()
+            # One round trip for both (a client-side binding cursor sends them as one simple query).
+            with connection.wrap_database_errors, psycopg.ClientCursor(connection.connection) as cursor:
+                cursor.execute("; ".join(statements), params)
+        insert_new_messages(rows, now)
         return
-    table = _table(Membership)
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"UPDATE {table} AS m SET last_read_seq = v.seq, updated_at = %s "  # noqa: S608
-                "FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, seq) "
-                "WHERE m.id = v.id AND m.last_read_seq < v.seq",
-                [now, int_array(read_upto), int_array(read_upto.values())],
-            )
-        else:
-            cursor.executemany(
-                f"UPDATE {table} SET last_read_seq = %s, updated_at = %s WHERE id = %s AND last_read_seq < %s",  # noqa: S608
-                [(seq, now, mid, seq) for mid, seq in read_upto.items()],
-            )
+        cursor.executemany(
+            f"UPDATE {conversations} SET last_seq = %s, last_message_id = %s, updated_at = %s WHERE id = %s",  # noqa: S608
+            [(seq, mid, now, cid) for cid, seq, mid in zip(ids, seqs, last_ids, strict=True)],
+        )
+        cursor.executemany(
+            f"UPDATE {memberships} SET last_read_seq = %s, updated_at = %s WHERE id = %s AND last_read_seq < %s",  # noqa: S608
+            [(seq, now, mid, seq) for mid, seq in read_upto.items()],
+        )
+    insert_new_messages(rows, now)
 
-
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 # A new message row: (id, conversation_id, seq, sender_id, client_msg_id, kind, body, reply_to_id);
 # created_at and updated_at are the batch's time, deleted/recalled false, edited_at null.
 NewMessage = tuple[int, int, int, int, str, str, str, int]
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def insert_new_messages(rows: Sequence[NewMessage], now: datetime) -> None:

@@ -9,12 +9,14 @@ A whole batch is one transaction with a fixed number of queries, however many me
 2. the stored messages the batch's (sender, client_msg_id) keys already name (retries);
 3. the live memberships of the batch's conversations: the member check, and the recipients that
    send_batch returns so that a caller pushing the messages needs no query of its own;
-4. blocks between the users of the batch's direct conversations (only when there is one);
-5. friendships of those pairs (only when there is one and DIRECT_MESSAGES_REQUIRE_FRIENDSHIP is on);
+4. blocks between the two users of each direct conversation of the batch;
+5. friendships of those pairs (only when DIRECT_MESSAGES_REQUIRE_FRIENDSHIP is on);
 6. the replied-to messages (only when a request replies to one);
 7. one UPDATE of every conversation of the batch: last_seq, last_message_id, updated_at;
-8. one INSERT of the messages: COPY on PostgreSQL, executemany on SQLite;
-9. one UPDATE of the senders' read positions, so nobody has their own messages as unread.
+8. one UPDATE of the senders' read positions, so nobody has their own messages as unread;
+9. one INSERT of the messages: COPY on PostgreSQL, executemany on SQLite.
+On PostgreSQL 1-5 are one round trip and 7-8 another: every round trip made while the
+conversations are locked is waited for by the batches queued behind them.
 The statements are written per database in bulk.py: the ORM's generic forms cost more CPU than the
 database work at these batch sizes.
 
@@ -196,9 +198,9 @@ def _as_stored(row: Message) -> StoredMessage:
     )
 
 
-def _stored_by_key(keys: set[tuple[int, str]]) -> dict[tuple[int, str], StoredMessage]:
-    """Messages already stored under any of the (sender, client_msg_id) keys."""
-    return {(row[3], row[4]): StoredMessage(*row) for row in bulk.stored_by_key(keys)}
+def _lock_and_read(conversation_ids: set[int], keys: set[tuple[int, str]], *, friendships: bool) -> bulk.BatchReads:
+    """bulk.lock_and_read (a seam for the test of a send racing another send of the same message)."""
+    return bulk.lock_and_read(conversation_ids, keys, friendships=friendships)
 
 
 def _direct_peer(key: str, sender_id: int) -> int:
@@ -217,6 +219,8 @@ class _Batch:
         self.memberships: dict[tuple[int, int], int] = {}  # (conversation, user) -> live membership id
         self.members: dict[int, list[int]] = {}  # live conversation -> its live members' user ids
         self.last_seq: dict[int, int] = {}  # live conversation -> its last_seq, row locked
+        self.reads = bulk.BatchReads({}, [], [], set(), set())
+        self.require_friendship = False
 
     def reject(self, index: int, code: RejectCode, reason: str) -> None:
         self.outcomes[index] = SendOutcome(self.requests[index], SendStatus.REJECTED, code=code, reason=reason)
@@ -247,14 +251,22 @@ class _Batch:
     def check_rules(self, candidates: list[int]) -> list[int]:
         """Dedup, membership, blocks, friendship and replies for the candidates; returns the accepted."""
         requests = self.requests
-        conversations = bulk.lock_conversations({requests[i].conversation_id for i in candidates})
+        self.require_friendship = bool(settings.DIRECT_MESSAGES_REQUIRE_FRIENDSHIP)
+        reads = _lock_and_read(
+            {requests[i].conversation_id for i in candidates},
+            {(requests[i].sender_id, requests[i].client_msg_id) for i in candidates},
+            friendships=self.require_friendship,
+        )
+        conversations = reads.conversations
         self.last_seq = {cid: seq for cid, (seq, _, _) in conversations.items()}
-        existing = _stored_by_key({(requests[i].sender_id, requests[i].client_msg_id) for i in candidates})
+        self.reads = reads
+        existing = {(row[3], row[4]): StoredMessage(*row) for row in reads.stored}
         members: dict[int, list[int]] = {cid: [] for cid in conversations}
         memberships = self.memberships
-        for membership_id, conversation_id, user_id in bulk.live_memberships(conversations):
-            memberships[(conversation_id, user_id)] = membership_id
-            members[conversation_id].append(user_id)
+        for membership_id, conversation_id, user_id in reads.memberships:
+            if conversation_id in members:
+                memberships[(conversation_id, user_id)] = membership_id
+                members[conversation_id].append(user_id)
         self.members = members
 
         pending: list[int] = []
@@ -304,11 +316,8 @@ class _Batch:
             return set()
         # One (sender, peer) pair per conversation and sender, however many messages it sends.
         pairs = {(self.requests[i].sender_id, peer) for i, peer in peers.items()}
-        senders = {sender for sender, _ in pairs}
-        others = {peer for _, peer in pairs}
-        blocks = bulk.blocks_among(senders | others)
-        require_friendship = bool(settings.DIRECT_MESSAGES_REQUIRE_FRIENDSHIP)
-        friends = bulk.friendships_between(senders, others) if require_friendship else set()
+        blocks, friends = self.reads.blocks, self.reads.friendships
+        require_friendship = self.require_friendship
         refusals: dict[tuple[int, int], tuple[RejectCode, str]] = {}
         for sender, peer in pairs:
             if (sender, peer) in blocks:
@@ -372,6 +381,4 @@ class _Batch:
             membership_id = memberships.get((cid, sender))
             if membership_id is not None:
                 read_upto[membership_id] = seq
-        bulk.advance_seqs({cid: next_seq[cid] - 1 for cid in last_id}, last_id, now)
-        bulk.insert_new_messages(rows, now)
-        bulk.raise_read_positions(read_upto, now)
+        bulk.record_sends(rows, {cid: next_seq[cid] - 1 for cid in last_id}, last_id, read_upto, now)
