@@ -17,6 +17,7 @@ that safe.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import time
@@ -92,6 +93,10 @@ class LogicWorker:
             pending_size=64 * 1024 * 1024,
         )
         presence: PresenceStore = await self._presence_factory(nc.jetstream())
+        # Everything loaded so far (Django, the apps, the clients) lives as long as the process: keep
+        # it out of the collector's passes, which the many short-lived objects of each batch trigger.
+        gc.collect()
+        gc.freeze()
 
         async def on_message(msg: Any) -> None:
             self.batcher.put(msg.data)
