@@ -116,13 +116,18 @@ class LogicWorker:
         # Up to db_threads batches are in the database at once, each on its own thread and
         # connection: while one waits for PostgreSQL the next is decoded and checked. Conversations
         # are locked in id order, so batches that share a conversation take turns without deadlock.
+        # Routing and publishing a committed batch does not hold its database slot.
         slots = asyncio.Semaphore(self.db_threads)
         running: set[asyncio.Task[None]] = set()
         failure: list[BaseException] = []
 
         async def process(batch: list[bytes]) -> None:
+            holding_slot = True
             try:
                 outbox = await self._handle(batch)
+                # Committed: the database thread is free for the next batch while this one is routed.
+                slots.release()
+                holding_slot = False
                 for node_id, payload in await route(outbox, presence):
                     await nc.publish(nats_subjects.access_downstream(node_id), payload)
                 self.batches += 1
@@ -132,7 +137,8 @@ class LogicWorker:
                 self.request_stop()
                 raise
             finally:
-                slots.release()
+                if holding_slot:
+                    slots.release()
 
         try:
             while not failure:
