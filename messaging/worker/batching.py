@@ -1,12 +1,15 @@
-"""Collects incoming NATS payloads into batches bounded by count and by a short wait."""
+"""Collects incoming NATS messages (decoded) into batches bounded by count and by a short wait."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
-class Batcher:
+class Batcher(Generic[T]):
     """A NATS subscription callback feeds `put`; the worker awaits `next_batch`.
 
     A batch is closed when it holds `max_size` payloads or `max_wait` seconds after its first
@@ -16,11 +19,11 @@ class Batcher:
     def __init__(self, *, max_size: int = 512, max_wait: float = 0.002) -> None:
         self.max_size = max_size
         self.max_wait = max_wait
-        self._items: collections.deque[bytes] = collections.deque()
+        self._items: collections.deque[T] = collections.deque()
         self._arrived = asyncio.Event()
         self._closed = False
 
-    def put(self, payload: bytes) -> None:
+    def put(self, payload: T) -> None:
         self._items.append(payload)
         self._arrived.set()
 
@@ -32,7 +35,7 @@ class Batcher:
     def __len__(self) -> int:
         return len(self._items)
 
-    async def next_batch(self) -> list[bytes]:
+    async def next_batch(self) -> list[T]:
         while not self._items:
             if self._closed:
                 return []

@@ -87,22 +87,40 @@ class Outbox:
         self.direct.setdefault(upstream.node_id, []).append((frame, (upstream.connection_id,)))
 
 
-def handle_batch(payloads: Sequence[bytes]) -> Outbox:
+# An upstream envelope as decoded when it arrives, with its frame read when it is a SendMessage.
+Inbound = tuple[Upstream, SendMessage | None]
+
+
+def inbound(raw: bytes) -> tuple[Inbound, int] | None:
+    """Decodes an upstream payload as it arrives: the envelope and, for a send, its frame; with its
+    partition key (the conversation of a send, else the user). None for an undecodable envelope,
+    which is logged and dropped (there is nobody to answer). A send whose frame cannot be read is
+    passed on without it, for handle_batch to answer."""
+    try:
+        upstream = decode_upstream(raw)
+    except FrameError as exc:
+        logger.warning("undecodable upstream envelope dropped", extra={"error": str(exc), "size": len(raw)})
+        return None
+    try:
+        if frame_type(upstream.frame) == FrameType.SEND_MESSAGE:
+            send = read_send_message(upstream.frame)
+            return (upstream, send), send.conversation_id
+    except FrameError:
+        pass
+    return (upstream, None), upstream.user_id
+
+
+def handle_batch(items: Sequence[Inbound]) -> Outbox:
     outbox = Outbox()
     sends: list[tuple[Upstream, SendMessage]] = []
     reads: list[tuple[Upstream, ReadReceipt]] = []
     typings: list[tuple[Upstream, Typing]] = []
     syncs: list[tuple[Upstream, Sync]] = []
-    for raw in payloads:
-        try:
-            upstream = decode_upstream(raw)
-        except FrameError as exc:
-            logger.warning("undecodable upstream envelope dropped", extra={"error": str(exc), "size": len(raw)})
+    for upstream, send in items:
+        if send is not None:
+            sends.append((upstream, send))
             continue
         try:
-            if frame_type(upstream.frame) == FrameType.SEND_MESSAGE:
-                sends.append((upstream, read_send_message(upstream.frame)))
-                continue
             frame = decode_client_frame(upstream.frame)
         except FrameError as exc:
             logger.info(
@@ -111,7 +129,9 @@ def handle_batch(payloads: Sequence[bytes]) -> Outbox:
             )
             outbox.answer(upstream, encode_frame(ErrorFrame(code=exc.code, message=str(exc))))
             continue
-        if isinstance(frame, ReadReceipt):
+        if isinstance(frame, SendMessage):  # read here only if read_send_message refused it at intake
+            sends.append((upstream, frame))
+        elif isinstance(frame, ReadReceipt):
             reads.append((upstream, frame))
         elif isinstance(frame, Typing):
             typings.append((upstream, frame))

@@ -1,12 +1,13 @@
-"""The logic worker process: NATS in, one database thread, NATS out.
+"""The logic worker process: NATS in, database threads, NATS out.
 
-Upstream envelopes arrive on im.logic.upstream (queue group logic-group) and are taken in batches.
-Each batch is handled on a database thread (ORM work runs there, off the event loop, on that
-thread's persistent connection) and, once its transaction has committed, its answers and pushes are
-published: one Downstream per access node per batch. On PostgreSQL two batches may be in the
-database at once (one waits for the server while the other is decoded); one sender's next message
-only reaches a worker after the previous one was acknowledged (the access node's send window), so
-per-sender order does not depend on batch order.
+Upstream envelopes arrive on im.logic.upstream (queue group logic-group), are decoded as they arrive
+and taken in batches, one stream of batches per partition (sends by conversation, other frames by
+user). Each batch is handled on its partition's database thread (ORM work runs there, off the event
+loop, on that thread's persistent connection) and, once its transaction has committed, its answers
+and pushes are published: one Downstream per access node per batch. On PostgreSQL there are two
+partitions, so two batches are in the database at once without waiting for each other's
+conversation locks; one sender's next message only reaches a worker after the previous one was
+acknowledged (the access node's send window), so per-sender order does not depend on batch order.
 
 Faults: an unreachable database is retried with backoff (the batch is idempotent: sends are deduped
 by (sender, client_msg_id)); SIGTERM stops the subscription, finishes what was already received and
@@ -20,6 +21,7 @@ import asyncio
 import gc
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,14 +32,14 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 from imsite import nats_subjects
 from imsite.logging import bind
 from messaging.worker.batching import Batcher
-from messaging.worker.handlers import Outbox, handle_batch
+from messaging.worker.handlers import Inbound, Outbox, handle_batch, inbound
 from messaging.worker.routing import route
 from realtime.presence import PresenceStore, open_presence
 
 logger = logging.getLogger(__name__)
 
 
-def _handle_on_db_thread(batch: list[bytes]) -> Outbox:
+def _handle_on_db_thread(batch: list[Inbound]) -> Outbox:
     try:
         return handle_batch(batch)
     except (OperationalError, InterfaceError):
@@ -59,12 +61,17 @@ class LogicWorker:
     ) -> None:
         self.nats_url = nats_url
         self.name = name or f"logic-{os.getpid()}"
-        self.batcher = Batcher(max_size=batch_size, max_wait=batch_wait)
         self.retry_limit_seconds = retry_limit_seconds
         self._presence_factory = presence_factory or (lambda js: open_presence(js))
         # SQLite takes one writer at a time: a second thread would only wait for the lock.
         self.db_threads = db_threads if db_threads is not None else (1 if connection.vendor == "sqlite" else 2)
-        self._db = ThreadPoolExecutor(max_workers=self.db_threads, thread_name_prefix="logic-db")
+        # One partition per database thread, each with its own batches, thread and connection.
+        self.batchers: list[Batcher[Inbound]] = [
+            Batcher(max_size=batch_size, max_wait=batch_wait) for _ in range(self.db_threads)
+        ]
+        self._db = [
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"logic-db-{i}") for i in range(self.db_threads)
+        ]
         self._stopping = asyncio.Event()
         self._subscription: Any = None
         self.batches = 0
@@ -73,13 +80,17 @@ class LogicWorker:
     def request_stop(self) -> None:
         """SIGTERM: take no more work, finish what is in hand, exit."""
         if not self._stopping.is_set():
-            logger.info("logic worker stopping", extra={"pending": len(self.batcher)})
+            logger.info("logic worker stopping", extra={"pending": sum(len(b) for b in self.batchers)})
             self._stopping.set()
 
     async def run(self, ready: asyncio.Event | None = None) -> None:
         import nats
 
         bind(worker=self.name)
+        # A thread back from the database waits for the GIL up to this long while another thread
+        # runs Python; on the conversation locks' critical path that wait is paid several times a
+        # batch (the default, 5 ms, cost W5 a tenth of its throughput).
+        sys.setswitchinterval(0.0005)
 
         async def on_error(exc: Exception) -> None:
             logger.warning("nats connection error", extra={"error": repr(exc)})
@@ -97,9 +108,15 @@ class LogicWorker:
         # it out of the collector's passes, which the many short-lived objects of each batch trigger.
         gc.collect()
         gc.freeze()
+        batchers = self.batchers
+        partitions = len(batchers)
 
         async def on_message(msg: Any) -> None:
-            self.batcher.put(msg.data)
+            decoded = inbound(msg.data)
+            if decoded is not None:
+                item, key = decoded
+                # Snowflake ids share their low bits (a sequence that is mostly 0): mix them first.
+                batchers[(key * 0x9E3779B97F4A7C15 >> 64) % partitions].put(item)
 
         self._subscription = await nc.subscribe(
             nats_subjects.LOGIC_UPSTREAM,
@@ -113,21 +130,16 @@ class LogicWorker:
         logger.info("logic worker ready", extra={"natsUrl": self.nats_url})
         if ready is not None:
             ready.set()
-        # Up to db_threads batches are in the database at once, each on its own thread and
-        # connection: while one waits for PostgreSQL the next is decoded and checked. Conversations
-        # are locked in id order, so batches that share a conversation take turns without deadlock.
-        # Routing and publishing a committed batch does not hold its database slot.
-        slots = asyncio.Semaphore(self.db_threads)
-        running: set[asyncio.Task[None]] = set()
+        # Sends are partitioned by conversation (other frames by user), one database thread per
+        # partition: a conversation's sends are stored in arrival order, and the partitions' batches
+        # run side by side instead of queueing for each other's conversation locks (a batch locks
+        # its conversations in id order, so a send of the web process still waits its turn without
+        # deadlock). A committed batch is routed and published while the next one is stored.
+        publishing: set[asyncio.Task[None]] = set()
         failure: list[BaseException] = []
 
-        async def process(batch: list[bytes]) -> None:
-            holding_slot = True
+        async def publish(outbox: Outbox) -> None:
             try:
-                outbox = await self._handle(batch)
-                # Committed: the database thread is free for the next batch while this one is routed.
-                slots.release()
-                holding_slot = False
                 for node_id, payload in await route(outbox, presence):
                     await nc.publish(nats_subjects.access_downstream(node_id), payload)
                 self.batches += 1
@@ -136,20 +148,25 @@ class LogicWorker:
                 failure.append(exc)
                 self.request_stop()
                 raise
-            finally:
-                if holding_slot:
-                    slots.release()
+
+        async def consume(partition: int) -> None:
+            try:
+                while not failure:
+                    batch = await batchers[partition].next_batch()
+                    if not batch:
+                        break
+                    outbox = await self._handle(partition, batch)
+                    task = asyncio.create_task(publish(outbox))
+                    publishing.add(task)
+                    task.add_done_callback(publishing.discard)
+            except BaseException as exc:
+                failure.append(exc)
+                self.request_stop()
+                raise
 
         try:
-            while not failure:
-                batch = await self.batcher.next_batch()
-                if not batch:
-                    break
-                await slots.acquire()
-                task = asyncio.create_task(process(batch))
-                running.add(task)
-                task.add_done_callback(running.discard)
-            await asyncio.gather(*running, return_exceptions=True)
+            await asyncio.gather(*(consume(p) for p in range(partitions)), return_exceptions=True)
+            await asyncio.gather(*publishing, return_exceptions=True)
             if failure:
                 raise failure[0]
         finally:
@@ -159,9 +176,9 @@ class LogicWorker:
                 await nc.drain()
             except Exception as exc:
                 logger.warning("nats drain failed", extra={"error": repr(exc)})
-            for _ in range(self.db_threads):
-                self._db.submit(close_old_connections)
-            self._db.shutdown(wait=True)
+            for executor in self._db:
+                executor.submit(close_old_connections)
+                executor.shutdown(wait=True)
             logger.info("logic worker stopped", extra={"batches": self.batches, "stored": self.stored})
 
     async def _unsubscribe_on_stop(self) -> None:
@@ -171,15 +188,16 @@ class LogicWorker:
                 await self._subscription.unsubscribe()
             except Exception as exc:
                 logger.warning("unsubscribe failed", extra={"error": repr(exc)})
-        self.batcher.close()
+        for batcher in self.batchers:
+            batcher.close()
 
-    async def _handle(self, batch: list[bytes]) -> Outbox:
+    async def _handle(self, partition: int, batch: list[Inbound]) -> Outbox:
         loop = asyncio.get_running_loop()
         delay = 0.05
         started = time.monotonic()
         while True:
             try:
-                return await loop.run_in_executor(self._db, _handle_on_db_thread, batch)
+                return await loop.run_in_executor(self._db[partition], _handle_on_db_thread, batch)
             except (OperationalError, InterfaceError) as exc:
                 waited = time.monotonic() - started
                 if waited > self.retry_limit_seconds:
