@@ -73,6 +73,7 @@ class LogicWorker:
             ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"logic-db-{i}") for i in range(self.db_threads)
         ]
         self._stopping = asyncio.Event()
+        self._failure: list[BaseException] = []  # appended to from database threads too
         self._subscription: Any = None
         self.batches = 0
         self.stored = 0
@@ -134,9 +135,11 @@ class LogicWorker:
         # partition: a conversation's sends are stored in arrival order, and the partitions' batches
         # run side by side instead of queueing for each other's conversation locks (a batch locks
         # its conversations in id order, so a send of the web process still waits its turn without
-        # deadlock). A committed batch is routed and published while the next one is stored.
+        # deadlock). Each database thread takes its batches itself and hands the committed ones'
+        # outboxes to the event loop, which routes and publishes them while the next is stored.
+        loop = asyncio.get_running_loop()
         publishing: set[asyncio.Task[None]] = set()
-        failure: list[BaseException] = []
+        failure = self._failure
 
         async def publish(outbox: Outbox) -> None:
             try:
@@ -149,23 +152,22 @@ class LogicWorker:
                 self.request_stop()
                 raise
 
-        async def consume(partition: int) -> None:
-            try:
-                while not failure:
-                    batch = await batchers[partition].next_batch()
-                    if not batch:
-                        break
-                    outbox = await self._handle(partition, batch)
-                    task = asyncio.create_task(publish(outbox))
-                    publishing.add(task)
-                    task.add_done_callback(publishing.discard)
-            except BaseException as exc:
-                failure.append(exc)
-                self.request_stop()
-                raise
+        def start_publishing(outbox: Outbox) -> None:
+            task = asyncio.create_task(publish(outbox))
+            publishing.add(task)
+            task.add_done_callback(publishing.discard)
+
+        def hand_over(outbox: Outbox) -> None:  # on a database thread
+            loop.call_soon_threadsafe(start_publishing, outbox)
 
         try:
-            await asyncio.gather(*(consume(p) for p in range(partitions)), return_exceptions=True)
+            consumers = [
+                loop.run_in_executor(self._db[p], self._consume, p, hand_over, loop) for p in range(partitions)
+            ]
+            for outcome in await asyncio.gather(*consumers, return_exceptions=True):
+                if isinstance(outcome, BaseException):
+                    failure.append(outcome)
+            # The outboxes handed over were scheduled before the consumers' results: all are tasks now.
             await asyncio.gather(*publishing, return_exceptions=True)
             if failure:
                 raise failure[0]
@@ -177,7 +179,6 @@ class LogicWorker:
             except Exception as exc:
                 logger.warning("nats drain failed", extra={"error": repr(exc)})
             for executor in self._db:
-                executor.submit(close_old_connections)
                 executor.shutdown(wait=True)
             logger.info("logic worker stopped", extra={"batches": self.batches, "stored": self.stored})
 
@@ -191,13 +192,29 @@ class LogicWorker:
         for batcher in self.batchers:
             batcher.close()
 
-    async def _handle(self, partition: int, batch: list[Inbound]) -> Outbox:
-        loop = asyncio.get_running_loop()
+    def _consume(self, partition: int, hand_over: Callable[[Outbox], None], loop: asyncio.AbstractEventLoop) -> None:
+        """A database thread's life: its partition's batches, each stored then handed over, until
+        the input closes or the worker fails."""
+        batcher = self.batchers[partition]
+        try:
+            while not self._failure:
+                batch = batcher.next_batch()
+                if not batch:
+                    break
+                hand_over(self._handle(batch))
+        except BaseException as exc:
+            self._failure.append(exc)  # the other partitions stop after their batch in hand
+            loop.call_soon_threadsafe(self.request_stop)
+            raise
+        finally:
+            close_old_connections()
+
+    def _handle(self, batch: list[Inbound]) -> Outbox:
         delay = 0.05
         started = time.monotonic()
         while True:
             try:
-                return await loop.run_in_executor(self._db[partition], _handle_on_db_thread, batch)
+                return _handle_on_db_thread(batch)
             except (OperationalError, InterfaceError) as exc:
                 waited = time.monotonic() - started
                 if waited > self.retry_limit_seconds:
@@ -209,5 +226,5 @@ class LogicWorker:
                     "database error; batch will be retried",
                     extra={"error": repr(exc), "retryInSeconds": delay, "size": len(batch)},
                 )
-                await asyncio.sleep(delay)
+                time.sleep(delay)
                 delay = min(delay * 2, 5.0)
