@@ -7,6 +7,7 @@ on Django's connection, inside the caller's transaction.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -56,10 +57,13 @@ def int_array(values: Iterable[int]) -> str:
     return "{" + ",".join(map(str, values)) + "}"
 
 
-def text_array(values: Iterable[str]) -> str:
+def text_array(values: Sequence[str]) -> str:
     """A PostgreSQL text[] literal (every element quoted; the strings hold no NUL)."""
-    esc = _ARRAY_ESCAPES
-    return "{" + ",".join(['"' + value.translate(esc) + '"' for value in values]) + "}"
+    joined = '","'.join(values)
+    if '"' in joined or "\\" in joined:  # rare: escape element by element
+        esc = _ARRAY_ESCAPES
+        joined = '","'.join([value.translate(esc) for value in values])
+    return '{"' + joined + '"}' if values else "{}"
 
 
 class BatchReads(NamedTuple):
@@ -229,6 +233,7 @@ def record_sends(
 NewMessage = tuple[int, int, int, int, str, str, str, int]
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NEEDS_COPY_ESCAPE = re.compile(r"[\\\t\n\r]")
 
 
 def insert_new_messages(rows: Sequence[NewMessage], now: datetime) -> None:
@@ -245,10 +250,16 @@ def insert_new_messages(rows: Sequence[NewMessage], now: datetime) -> None:
     if connection.vendor == "postgresql":
         ts = now.isoformat()
         esc = _COPY_ESCAPES
+        # Most batches hold no tab, newline, carriage return or backslash at all: one scan of all
+        # the text instead of two translate calls a row.
+        if _NEEDS_COPY_ESCAPE.search("".join([row[4] + row[6] for row in rows])):
+            rows = [(mid, cid, seq, sender, cmid.translate(esc), kind, body.translate(esc), reply)
+                    for mid, cid, seq, sender, cmid, kind, body, reply in rows]  # fmt: skip
         data = "".join(
-            f"{mid}\t{ts}\t{ts}\tf\t{cid}\t{seq}\t{sender}\t{cmid.translate(esc)}\t{kind}\t"
-            f"{body.translate(esc)}\t{reply}\t\\N\tf\n"
-            for mid, cid, seq, sender, cmid, kind, body, reply in rows
+            [
+                f"{mid}\t{ts}\t{ts}\tf\t{cid}\t{seq}\t{sender}\t{cmid}\t{kind}\t{body}\t{reply}\t\\N\tf\n"
+                for mid, cid, seq, sender, cmid, kind, body, reply in rows
+            ]
         ).encode()
         connection.ensure_connection()
         # The raw psycopg cursor (COPY is not in Django's cursor API); errors still become Django's.

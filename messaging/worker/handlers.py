@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import msgspec
 from django.db import InterfaceError, OperationalError
 
 from messaging import selectors
@@ -31,7 +32,6 @@ from schema.codec import (
     ErrorCode,
     ErrorFrame,
     FrameError,
-    FrameType,
     MessageAck,
     MessageKind,
     PushMessage,
@@ -48,7 +48,6 @@ from schema.codec import (
     decode_client_frame,
     decode_upstream,
     encode_frame,
-    frame_type,
     read_send_message,
 )
 
@@ -66,9 +65,9 @@ _REJECT_CODES = {
 _KINDS = {MessageKind.TEXT: "text", MessageKind.SYSTEM: "system"}
 
 
-@dataclass(frozen=True, slots=True)
-class Fanout:
-    """One encoded frame for every live connection of these users, except the `skip` connection."""
+class Fanout(msgspec.Struct, frozen=True, gc=False):
+    """One encoded frame for every live connection of these users, except the `skip` connection
+    (a Struct: one is made per message)."""
 
     frame: bytes
     user_ids: tuple[int, ...]
@@ -102,12 +101,10 @@ def inbound(raw: bytes) -> tuple[Inbound, int] | None:
         logger.warning("undecodable upstream envelope dropped", extra={"error": str(exc), "size": len(raw)})
         return None
     try:
-        if frame_type(upstream.frame) == FrameType.SEND_MESSAGE:
-            send = read_send_message(upstream.frame)
-            return (upstream, send), send.conversation_id
+        send = read_send_message(upstream.frame)  # refuses any other frame type: most frames are sends
     except FrameError:
-        pass
-    return (upstream, None), upstream.user_id
+        return (upstream, None), upstream.user_id
+    return (upstream, send), send.conversation_id
 
 
 def handle_batch(items: Sequence[Inbound]) -> Outbox:
@@ -202,7 +199,9 @@ def _handle_sends(sends: list[tuple[Upstream, SendMessage]], outbox: Outbox) -> 
     if missing:
         members = {**members, **selectors.member_ids_by_conversation(missing)}
     created_ms: dict[datetime, int] = {}  # a batch's messages share one created_at
+    recipients_of: dict[int, tuple[int, ...]] = {}
     stored_status = SendStatus.STORED
+    direct, fanouts, stored = outbox.direct, outbox.fanouts, 0
     for (upstream, frame), outcome in zip(sends, sent.outcomes, strict=True):
         message = outcome.message
         if message is None:
@@ -213,21 +212,29 @@ def _handle_sends(sends: list[tuple[Upstream, SendMessage]], outbox: Outbox) -> 
         created_at = created_ms.get(message.created_at)
         if created_at is None:
             created_at = created_ms[message.created_at] = int(message.created_at.timestamp() * 1000)
+        cid = message.conversation_id
         ack = MessageAck(
             client_msg_id=message.client_msg_id,
             message_id=message.id,
-            conversation_id=message.conversation_id,
+            conversation_id=cid,
             seq=message.seq,
             created_at=created_at,
         )
-        outbox.answer(upstream, encode_frame(ack))
+        node, connection = upstream.node_id, upstream.connection_id
+        answers = direct.get(node)
+        if answers is None:
+            answers = direct[node] = []
+        answers.append((encode_frame(ack), (connection,)))
         if outcome.status is stored_status:
-            outbox.stored += 1
+            stored += 1
         # A duplicate is pushed again too: the worker that stored it may have died before pushing.
         # Devices drop pushes they already hold (by seq).
         push = encode_frame(PushMessage(message=wire_message(message, created_at=created_at)))
-        recipients = tuple(members.get(message.conversation_id, ()))
-        outbox.fanouts.append(Fanout(push, recipients, (upstream.node_id, upstream.connection_id)))
+        recipients = recipients_of.get(cid)
+        if recipients is None:
+            recipients = recipients_of[cid] = tuple(members.get(cid, ()))
+        fanouts.append(Fanout(push, recipients, (node, connection)))
+    outbox.stored += stored
 
 
 def _handle_read(upstream: Upstream, receipt: ReadReceipt, members: dict[int, list[int]], outbox: Outbox) -> None:
