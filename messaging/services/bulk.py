@@ -59,11 +59,11 @@ def int_array(values: Iterable[int]) -> str:
 
 def text_array(values: Sequence[str]) -> str:
     """A PostgreSQL text[] literal (every element quoted; the strings hold no NUL)."""
-    joined = '","'.join(values)
-    if '"' in joined or "\\" in joined:  # rare: escape element by element
+    text = "".join(values)
+    if '"' in text or "\\" in text:  # rare: escape element by element
         esc = _ARRAY_ESCAPES
-        joined = '","'.join([value.translate(esc) for value in values])
-    return '{"' + joined + '"}' if values else "{}"
+        values = [value.translate(esc) for value in values]
+    return '{"' + '","'.join(values) + '"}' if values else "{}"
 
 
 class BatchReads(NamedTuple):
