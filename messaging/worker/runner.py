@@ -109,25 +109,19 @@ class LogicWorker:
         # it out of the collector's passes, which the many short-lived objects of each batch trigger.
         gc.collect()
         gc.freeze()
-        batchers = self.batchers
-        partitions = len(batchers)
+        partitions = len(self.batchers)
 
-        async def on_message(msg: Any) -> None:
-            decoded = inbound(msg.data)
-            if decoded is not None:
-                item, key = decoded
-                # Snowflake ids share their low bits (a sequence that is mostly 0): mix them first.
-                batchers[(key * 0x9E3779B97F4A7C15 >> 64) % partitions].put(item)
-
+        # No callback: messages wait in the subscription's queue and _take_in moves all that are
+        # there at each wake-up (a callback costs a coroutine and a queue round per message).
         self._subscription = await nc.subscribe(
             nats_subjects.LOGIC_UPSTREAM,
             queue=nats_subjects.LOGIC_QUEUE_GROUP,
-            cb=on_message,
             pending_msgs_limit=200_000,
             pending_bytes_limit=512 * 1024 * 1024,
         )
+        intake = asyncio.create_task(self._take_in(self._subscription))
         await nc.flush()
-        stopper = asyncio.create_task(self._unsubscribe_on_stop())
+        stopper = asyncio.create_task(self._unsubscribe_on_stop(intake))
         logger.info("logic worker ready", extra={"natsUrl": self.nats_url})
         if ready is not None:
             ready.set()
@@ -178,17 +172,46 @@ class LogicWorker:
                 await nc.drain()
             except Exception as exc:
                 logger.warning("nats drain failed", extra={"error": repr(exc)})
+            intake.cancel()
             for executor in self._db:
                 executor.shutdown(wait=True)
             logger.info("logic worker stopped", extra={"batches": self.batches, "stored": self.stored})
 
-    async def _unsubscribe_on_stop(self) -> None:
+    async def _take_in(self, subscription: Any) -> None:
+        """Decodes the subscription's messages into their partitions' batchers."""
+        # nats-py keeps a callback-less subscription's messages in _pending_queue and counts their
+        # bytes in _pending_size (its slow-consumer limit); next_msg() does the same bookkeeping.
+        queue: asyncio.Queue[Any] = subscription._pending_queue
+        batchers = self.batchers
+        partitions = len(batchers)
+        while True:
+            taken = [await queue.get()]
+            for _ in range(queue.qsize()):
+                taken.append(queue.get_nowait())
+            for msg in taken:
+                data = msg.data
+                subscription._pending_size -= len(data)
+                try:
+                    decoded = inbound(data)
+                    if decoded is not None:
+                        item, key = decoded
+                        # Snowflake ids share their low bits (a sequence that is mostly 0): mix them.
+                        batchers[(key * 0x9E3779B97F4A7C15 >> 64) % partitions].put(item)
+                except Exception:  # a bug, not bad input (inbound refuses that): drop, keep going
+                    logger.exception("upstream message dropped", extra={"size": len(data)})
+                finally:
+                    queue.task_done()  # Subscription.drain waits for every message to be done
+
+    async def _unsubscribe_on_stop(self, intake: asyncio.Task[None]) -> None:
         await self._stopping.wait()
         if self._subscription is not None:
             try:
-                await self._subscription.unsubscribe()
+                # Unsubscribes, lets the server send what it still had for us, and waits until
+                # _take_in has taken all of it: nothing received is dropped.
+                await self._subscription.drain()
             except Exception as exc:
                 logger.warning("unsubscribe failed", extra={"error": repr(exc)})
+        intake.cancel()
         for batcher in self.batchers:
             batcher.close()
 
