@@ -10,54 +10,76 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
-class Batcher(Generic[T]):
-    """The NATS subscription callback (event loop) feeds `put`; a database thread calls `next_batch`.
+class PartitionedBatcher(Generic[T]):
+    """Items in `partitions` first-in first-out queues, fed by the event loop (`put`); database
+    threads take batches (`take`), each from one queue, and no queue is in two threads' hands at
+    once, so a queue's batches are stored one after another, in order.
 
-    A batch is closed when it holds `max_size` items or `max_wait` seconds after its first item
-    arrived, whichever comes first, so a lone message waits a few milliseconds at most. The
-    database thread waits here rather than on the event loop: a loop busy taking in thousands of
-    messages would otherwise hold back every batch for as long (W5: 15 ms a batch).
+    A thread takes the fullest queue that no other thread holds, so the threads share the load
+    however it falls on the queues (with a fixed queue per thread, the thread whose queue held the
+    backlog set the pace while the other waited for input). A batch is closed when it holds
+    `max_size` items or `max_wait` seconds after the thread took the queue, whichever comes first,
+    so a lone message waits a few milliseconds at most. Threads wait here rather than on the event
+    loop: a loop busy taking in thousands of messages would otherwise hold back every batch.
     """
 
-    def __init__(self, *, max_size: int = 512, max_wait: float = 0.002) -> None:
+    def __init__(self, partitions: int, *, max_size: int = 512, max_wait: float = 0.002) -> None:
         self.max_size = max_size
         self.max_wait = max_wait
-        self._items: collections.deque[T] = collections.deque()
+        self._queues: list[collections.deque[T]] = [collections.deque() for _ in range(partitions)]
+        self._held = [False] * partitions
         self._changed = threading.Condition(threading.Lock())
         self._closed = False
 
-    def put(self, item: T) -> None:
+    def put(self, partition: int, item: T) -> None:
         """From one thread only (the event loop's)."""
-        items = self._items
-        items.append(item)  # atomic; the lock is taken only to wake the waiter, when it can act:
-        size = len(items)  # a first item, or a full batch (waiting is decided under the lock)
+        queue = self._queues[partition]
+        queue.append(item)  # atomic; the lock is taken only to wake a waiter, when one can act:
+        size = len(queue)  # a first item, or a full batch (waiting is decided under the lock)
         if size == 1 or size == self.max_size:
             with self._changed:
-                self._changed.notify()
+                self._changed.notify_all()
 
     def close(self) -> None:
-        """No more input: next_batch returns what is left, then an empty list."""
+        """No more input: take returns what is left, then None."""
         with self._changed:
             self._closed = True
             self._changed.notify_all()
 
     def __len__(self) -> int:
-        return len(self._items)
+        return sum(len(queue) for queue in self._queues)
 
-    def next_batch(self) -> list[T]:
-        """Blocks until a batch is due; an empty list once closed and drained."""
-        items = self._items
+    @property
+    def partitions(self) -> int:
+        return len(self._queues)
+
+    def take(self) -> tuple[int, list[T]] | None:
+        """Blocks until a batch is due: (its queue, its items); None once closed and drained.
+        The queue stays held until `release`."""
+        queues, held = self._queues, self._held
         with self._changed:
-            while not items:
-                if self._closed:
-                    return []
+            while True:
+                free = [p for p, queue in enumerate(queues) if queue and not held[p]]
+                if free:
+                    break
+                if self._closed and not any(queues):
+                    return None
                 self._changed.wait()
-            if len(items) < self.max_size and not self._closed:
+            partition = max(free, key=lambda p: len(queues[p]))
+            held[partition] = True
+            queue = queues[partition]
+            if len(queue) < self.max_size and not self._closed:
                 deadline = time.monotonic() + self.max_wait
-                while len(items) < self.max_size and not self._closed:
+                while len(queue) < self.max_size and not self._closed:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
                     self._changed.wait(remaining)
-            count = min(len(items), self.max_size)
-            return [items.popleft() for _ in range(count)]
+            count = min(len(queue), self.max_size)
+            return partition, [queue.popleft() for _ in range(count)]
+
+    def release(self, partition: int) -> None:
+        """The batch taken from this queue is done: another thread may take the queue."""
+        with self._changed:
+            self._held[partition] = False
+            self._changed.notify_all()

@@ -1,13 +1,14 @@
 """The logic worker process: NATS in, database threads, NATS out.
 
 Upstream envelopes arrive on im.logic.upstream (queue group logic-group), are decoded as they arrive
-and taken in batches, one stream of batches per partition (sends by conversation, other frames by
-user). Each batch is handled on its partition's database thread (ORM work runs there, off the event
-loop, on that thread's persistent connection) and, once its transaction has committed, its answers
-and pushes are published: one Downstream per access node per batch. On PostgreSQL there are two
-partitions, so two batches are in the database at once without waiting for each other's
-conversation locks; one sender's next message only reaches a worker after the previous one was
-acknowledged (the access node's send window), so per-sender order does not depend on batch order.
+and queued by partition (sends by conversation, other frames by user). Database threads take batches,
+each from one partition that no other thread holds, the fullest first (ORM work runs there, off the
+event loop, on each thread's persistent connection); once a batch's transaction has committed, its
+answers and pushes are published: one Downstream per access node per batch. On PostgreSQL two
+threads store two batches at once without waiting for each other's conversation locks, and a
+partition's batches are stored in arrival order; one sender's next message only reaches a worker
+after the previous one was acknowledged (the access node's send window), so per-sender order does
+not depend on batch order.
 
 Faults: an unreachable database is retried with backoff (the batch is idempotent: sends are deduped
 by (sender, client_msg_id)); SIGTERM stops the subscription, finishes what was already received and
@@ -31,7 +32,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 
 from imsite import nats_subjects
 from imsite.logging import bind
-from messaging.worker.batching import Batcher
+from messaging.worker.batching import PartitionedBatcher
 from messaging.worker.handlers import Inbound, Outbox, handle_batch, inbound
 from messaging.worker.routing import route
 from realtime.presence import PresenceStore, open_presence
@@ -65,10 +66,10 @@ class LogicWorker:
         self._presence_factory = presence_factory or (lambda js: open_presence(js))
         # SQLite takes one writer at a time: a second thread would only wait for the lock.
         self.db_threads = db_threads if db_threads is not None else (1 if connection.vendor == "sqlite" else 2)
-        # One partition per database thread, each with its own batches, thread and connection.
-        self.batchers: list[Batcher[Inbound]] = [
-            Batcher(max_size=batch_size, max_wait=batch_wait) for _ in range(self.db_threads)
-        ]
+        # Two partitions per database thread: each thread takes the fullest one that is free.
+        self.batcher: PartitionedBatcher[Inbound] = PartitionedBatcher(
+            2 * self.db_threads, max_size=batch_size, max_wait=batch_wait
+        )
         self._db = [
             ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"logic-db-{i}") for i in range(self.db_threads)
         ]
@@ -81,7 +82,7 @@ class LogicWorker:
     def request_stop(self) -> None:
         """SIGTERM: take no more work, finish what is in hand, exit."""
         if not self._stopping.is_set():
-            logger.info("logic worker stopping", extra={"pending": sum(len(b) for b in self.batchers)})
+            logger.info("logic worker stopping", extra={"pending": len(self.batcher)})
             self._stopping.set()
 
     async def run(self, ready: asyncio.Event | None = None) -> None:
@@ -112,8 +113,6 @@ class LogicWorker:
         gc.collect()
         gc.freeze()
         gc.set_threshold(20_000, 10, 10)
-        partitions = len(self.batchers)
-
         # No callback: messages wait in the subscription's queue and _take_in moves all that are
         # there at each wake-up (a callback costs a coroutine and a queue round per message).
         self._subscription = await nc.subscribe(
@@ -128,12 +127,12 @@ class LogicWorker:
         logger.info("logic worker ready", extra={"natsUrl": self.nats_url})
         if ready is not None:
             ready.set()
-        # Sends are partitioned by conversation (other frames by user), one database thread per
-        # partition: a conversation's sends are stored in arrival order, and the partitions' batches
-        # run side by side instead of queueing for each other's conversation locks (a batch locks
-        # its conversations in id order, so a send of the web process still waits its turn without
-        # deadlock). Each database thread takes its batches itself and hands the committed ones'
-        # outboxes to the event loop, which routes and publishes them while the next is stored.
+        # Sends are partitioned by conversation (other frames by user) and no partition is in two
+        # threads' hands at once: a conversation's sends are stored in arrival order, and two
+        # batches run side by side instead of queueing for each other's conversation locks (a batch
+        # locks its conversations in id order, so a send of the web process still waits its turn
+        # without deadlock). Each database thread takes its batches itself and hands the committed
+        # ones' outboxes to the event loop, which routes and publishes them while the next is stored.
         loop = asyncio.get_running_loop()
         publishing: set[asyncio.Task[None]] = set()
         failure = self._failure
@@ -158,9 +157,7 @@ class LogicWorker:
             loop.call_soon_threadsafe(start_publishing, outbox)
 
         try:
-            consumers = [
-                loop.run_in_executor(self._db[p], self._consume, p, hand_over, loop) for p in range(partitions)
-            ]
+            consumers = [loop.run_in_executor(executor, self._consume, hand_over, loop) for executor in self._db]
             for outcome in await asyncio.gather(*consumers, return_exceptions=True):
                 if isinstance(outcome, BaseException):
                     failure.append(outcome)
@@ -181,12 +178,12 @@ class LogicWorker:
             logger.info("logic worker stopped", extra={"batches": self.batches, "stored": self.stored})
 
     async def _take_in(self, subscription: Any) -> None:
-        """Decodes the subscription's messages into their partitions' batchers."""
+        """Decodes the subscription's messages into their partitions."""
         # nats-py keeps a callback-less subscription's messages in _pending_queue and counts their
         # bytes in _pending_size (its slow-consumer limit); next_msg() does the same bookkeeping.
         queue: asyncio.Queue[Any] = subscription._pending_queue
-        batchers = self.batchers
-        partitions = len(batchers)
+        put = self.batcher.put
+        partitions = self.batcher.partitions
         while True:
             taken = [await queue.get()]
             for _ in range(queue.qsize()):
@@ -199,7 +196,7 @@ class LogicWorker:
                     if decoded is not None:
                         item, key = decoded
                         # Snowflake ids share their low bits (a sequence that is mostly 0): mix them.
-                        batchers[(key * 0x9E3779B97F4A7C15 >> 64) % partitions].put(item)
+                        put((key * 0x9E3779B97F4A7C15 >> 64) % partitions, item)
                 except Exception:  # a bug, not bad input (inbound refuses that): drop, keep going
                     logger.exception("upstream message dropped", extra={"size": len(data)})
                 finally:
@@ -215,21 +212,24 @@ class LogicWorker:
             except Exception as exc:
                 logger.warning("unsubscribe failed", extra={"error": repr(exc)})
         intake.cancel()
-        for batcher in self.batchers:
-            batcher.close()
+        self.batcher.close()
 
-    def _consume(self, partition: int, hand_over: Callable[[Outbox], None], loop: asyncio.AbstractEventLoop) -> None:
-        """A database thread's life: its partition's batches, each stored then handed over, until
-        the input closes or the worker fails."""
-        batcher = self.batchers[partition]
+    def _consume(self, hand_over: Callable[[Outbox], None], loop: asyncio.AbstractEventLoop) -> None:
+        """A database thread's life: batches stored then handed over, until the input closes or the
+        worker fails."""
+        batcher = self.batcher
         try:
             while not self._failure:
-                batch = batcher.next_batch()
-                if not batch:
+                taken = batcher.take()
+                if taken is None:
                     break
-                hand_over(self._handle(batch))
+                partition, batch = taken
+                try:
+                    hand_over(self._handle(batch))
+                finally:
+                    batcher.release(partition)  # after the hand-over: a partition's pushes stay in order
         except BaseException as exc:
-            self._failure.append(exc)  # the other partitions stop after their batch in hand
+            self._failure.append(exc)  # the other threads stop after their batch in hand
             loop.call_soon_threadsafe(self.request_stop)
             raise
         finally:
