@@ -72,6 +72,16 @@ def _cleanup(user_ids: list[int], conversation_ids: list[int]) -> None:
     Conversation.all_objects.filter(id__in=conversation_ids).delete()
     Friendship.all_objects.filter(user_id__in=user_ids).delete()
     User.all_objects.filter(id__in=user_ids).delete()
+    _vacuum()
+
+
+def _vacuum() -> None:
+    """VACUUM (ANALYZE) of the tables a run writes. Every run deletes what it stored, and without
+    autovacuum (the bench server runs without it) the dead rows pile up run after run in the tables
+    and indexes the worker writes, while the COPY baseline writes a fresh table."""
+    tables = [model._meta.db_table for model in (Message, Conversation, Membership, Friendship, User)]
+    with connection.cursor() as cursor:  # autocommit: VACUUM cannot run in a transaction
+        cursor.execute(f"VACUUM (ANALYZE) {', '.join(tables)}")
 
 
 async def _feed(
@@ -157,6 +167,7 @@ def run_w5(*, messages: int, pairs: int, window: int, batch: int, out: io.TextIO
     if connection.vendor != "postgresql":
         raise RuntimeError("W5 runs on PostgreSQL: set DATABASE_URL=postgres://...")
     run = uuid.uuid4().hex[:8]
+    _vacuum()  # whatever earlier runs (of any version) left behind
     triples, user_ids = _setup(run, pairs)
     conversation_ids = [c for _, _, c in triples]
     env = {

@@ -69,6 +69,8 @@ logger = logging.getLogger(__name__)
 SHUTDOWN_REASON = "server shutting down: reconnect"
 MAX_AUTH_BATCH = 500  # tokens checked in one query
 MAX_TIMER_SLEEP = 1.0
+OFFLINE_SETTLE_SECONDS = 1.0
+"""How long after a device leaves the node checks whether its user has any device left."""
 
 
 class Transport(Protocol):
@@ -560,8 +562,13 @@ class AccessNode:
         """Tell the user's friends' live connections that the user is online, or no longer online."""
         assert self._presence is not None
         try:
-            if not online and (await self._presence.locate([user_id])).get(user_id):
-                return  # another device of theirs is still connected
+            if not online:
+                # Two devices leaving at once on two nodes would each still see the other's entry:
+                # look once both are gone. A device that comes back meanwhile spares its friends a
+                # flicker of offline.
+                await asyncio.sleep(OFFLINE_SETTLE_SECONDS)
+                if (await self._presence.locate([user_id])).get(user_id):
+                    return  # another device of theirs is still connected
             loop = asyncio.get_running_loop()
             friends = await loop.run_in_executor(self._lookups, self._friend_lookup, user_id)
             if not friends:

@@ -87,6 +87,11 @@ def _unsent_in_twisted(send: Any) -> int:
         return 0
 
 
+def _close_reason(reason: str) -> str:
+    """At most 123 UTF-8 bytes, the WebSocket limit (a longer reason fails the close), cut on a character."""
+    return reason.encode()[:123].decode(errors="ignore")
+
+
 class WebSocketTransport:
     """The node's view of one consumer: frames go out in order through one writer task."""
 
@@ -115,7 +120,8 @@ class WebSocketTransport:
         if self.closed:
             return
         self.closed = True
-        self._outbox.append((code or NORMAL_CLOSURE, reason))
+        # a plain int: autobahn refuses an IntEnum (ErrorCode) as a close code, and the socket stayed open
+        self._outbox.append((int(code) or NORMAL_CLOSURE, reason))
         self._wake()
 
     def _wake(self) -> None:
@@ -133,7 +139,7 @@ class WebSocketTransport:
                 else:
                     code, reason = item
                     # Close codes are 1000 or 3000-4999; the session core's are 4000-4999.
-                    await send({"type": "websocket.close", "code": code, "reason": reason[:120]})
+                    await send({"type": "websocket.close", "code": code, "reason": _close_reason(reason)})
                     self._outbox.clear()
             except Exception:  # the socket went away under us: its disconnect ends the session
                 logger.debug("websocket write failed", exc_info=True)

@@ -2,7 +2,8 @@
 
 sending.py holds send_messages, the one write path of every message (batches from the logic worker,
 REST sends, system messages); conversations.py holds direct conversations, groups, read state and
-recall. Each function runs in one transaction and returns a frozen dataclass.
+recall. Each function runs in one transaction and returns a frozen record (a dataclass, or a
+msgspec Struct for the send path's, which are made per message).
 """
 
 from messaging.services.conversations import (
@@ -28,8 +29,10 @@ from messaging.services.sending import (
     SendOutcome,
     SendRequest,
     SendStatus,
+    SentBatch,
     StoredMessage,
     max_body_bytes,
+    send_batch,
     send_messages,
 )
 
@@ -43,6 +46,7 @@ __all__ = [
     "SendOutcome",
     "SendRequest",
     "SendStatus",
+    "SentBatch",
     "StoredMessage",
     "add_group_members",
     "create_group",
@@ -53,6 +57,7 @@ __all__ = [
     "max_body_bytes",
     "recall_message",
     "remove_group_member",
+    "send_batch",
     "send_messages",
     "set_member_role",
     "transfer_group_ownership",

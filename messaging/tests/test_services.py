@@ -29,14 +29,15 @@ def test_a_send_that_races_a_concurrent_send_of_the_same_message_answers_duplica
     alice: User, direct: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (first,) = send_messages([text(alice, direct, "raced")])
-    real = sending._stored_by_key
+    real = sending._lock_and_read
     calls: list[int] = []
 
-    def blind_first_time(keys: set[tuple[int, str]]) -> dict[tuple[int, str], Message]:
+    def blind_first_time(conversations: set[int], keys: set[tuple[int, str]], *, friendships: bool) -> Any:
         calls.append(1)
-        return {} if len(calls) == 1 else real(keys)
+        reads = real(conversations, keys, friendships=friendships)
+        return reads._replace(stored=[]) if len(calls) == 1 else reads
 
-    monkeypatch.setattr(sending, "_stored_by_key", blind_first_time)
+    monkeypatch.setattr(sending, "_lock_and_read", blind_first_time)
     (again,) = send_messages([text(alice, direct, "raced")])
 
     assert len(calls) == 2, "the unique constraint stopped the insert and the batch ran again"

@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
+import msgspec
 from django.db import InterfaceError, OperationalError
 
 from messaging import selectors
@@ -21,15 +23,15 @@ from messaging.services import (
     SendOutcome,
     SendRequest,
     SendStatus,
+    SentBatch,
     mark_read_by_id,
-    send_messages,
+    send_batch,
 )
 from messaging.wire import wire_message
 from schema.codec import (
     ErrorCode,
     ErrorFrame,
     FrameError,
-    FrameType,
     MessageAck,
     MessageKind,
     PushMessage,
@@ -46,7 +48,6 @@ from schema.codec import (
     decode_client_frame,
     decode_upstream,
     encode_frame,
-    frame_type,
     read_send_message,
 )
 
@@ -64,9 +65,9 @@ _REJECT_CODES = {
 _KINDS = {MessageKind.TEXT: "text", MessageKind.SYSTEM: "system"}
 
 
-@dataclass(frozen=True, slots=True)
-class Fanout:
-    """One encoded frame for every live connection of these users, except the `skip` connection."""
+class Fanout(msgspec.Struct, frozen=True, gc=False):
+    """One encoded frame for every live connection of these users, except the `skip` connection
+    (a Struct: one is made per message)."""
 
     frame: bytes
     user_ids: tuple[int, ...]
@@ -85,22 +86,38 @@ class Outbox:
         self.direct.setdefault(upstream.node_id, []).append((frame, (upstream.connection_id,)))
 
 
-def handle_batch(payloads: Sequence[bytes]) -> Outbox:
+# An upstream envelope as decoded when it arrives, with its frame read when it is a SendMessage.
+Inbound = tuple[Upstream, SendMessage | None]
+
+
+def inbound(raw: bytes) -> tuple[Inbound, int] | None:
+    """Decodes an upstream payload as it arrives: the envelope and, for a send, its frame; with its
+    partition key (the conversation of a send, else the user). None for an undecodable envelope,
+    which is logged and dropped (there is nobody to answer). A send whose frame cannot be read is
+    passed on without it, for handle_batch to answer."""
+    try:
+        upstream = decode_upstream(raw)
+    except FrameError as exc:
+        logger.warning("undecodable upstream envelope dropped", extra={"error": str(exc), "size": len(raw)})
+        return None
+    try:
+        send = read_send_message(upstream.frame)  # refuses any other frame type: most frames are sends
+    except FrameError:
+        return (upstream, None), upstream.user_id
+    return (upstream, send), send.conversation_id
+
+
+def handle_batch(items: Sequence[Inbound]) -> Outbox:
     outbox = Outbox()
     sends: list[tuple[Upstream, SendMessage]] = []
     reads: list[tuple[Upstream, ReadReceipt]] = []
     typings: list[tuple[Upstream, Typing]] = []
     syncs: list[tuple[Upstream, Sync]] = []
-    for raw in payloads:
-        try:
-            upstream = decode_upstream(raw)
-        except FrameError as exc:
-            logger.warning("undecodable upstream envelope dropped", extra={"error": str(exc), "size": len(raw)})
+    for upstream, send in items:
+        if send is not None:
+            sends.append((upstream, send))
             continue
         try:
-            if frame_type(upstream.frame) == FrameType.SEND_MESSAGE:
-                sends.append((upstream, read_send_message(upstream.frame)))
-                continue
             frame = decode_client_frame(upstream.frame)
         except FrameError as exc:
             logger.info(
@@ -109,7 +126,9 @@ def handle_batch(payloads: Sequence[bytes]) -> Outbox:
             )
             outbox.answer(upstream, encode_frame(ErrorFrame(code=exc.code, message=str(exc))))
             continue
-        if isinstance(frame, ReadReceipt):
+        if isinstance(frame, SendMessage):  # read here only if read_send_message refused it at intake
+            sends.append((upstream, frame))
+        elif isinstance(frame, ReadReceipt):
             reads.append((upstream, frame))
         elif isinstance(frame, Typing):
             typings.append((upstream, frame))
@@ -145,54 +164,77 @@ def _request(upstream: Upstream, frame: SendMessage) -> SendRequest:
     )
 
 
-def _store(requests: list[SendRequest]) -> list[SendOutcome]:
-    """send_messages, isolating a poison request: if the batch fails for a reason other than an
+def _store(requests: list[SendRequest]) -> SentBatch:
+    """send_batch, isolating a poison request: if the batch fails for a reason other than an
     unreachable database, each request is tried alone and the ones that still fail are refused."""
     try:
-        return send_messages(requests)
+        return send_batch(requests)
     except (OperationalError, InterfaceError):
         raise  # the database is unreachable or restarting: the runner retries the whole batch
     except Exception:
         if len(requests) == 1:
             logger.exception("send refused: storing it failed", extra={"userId": requests[0].sender_id})
-            return [
-                SendOutcome(
-                    request=requests[0],
-                    status=SendStatus.REJECTED,
-                    code=RejectCode.INVALID,
-                    reason="This message could not be stored.",
-                )
-            ]
+            refused = SendOutcome(
+                request=requests[0],
+                status=SendStatus.REJECTED,
+                code=RejectCode.INVALID,
+                reason="This message could not be stored.",
+            )
+            return SentBatch([refused], {})
         logger.exception("send batch failed; isolating the failing message", extra={"size": len(requests)})
-        return [outcome for request in requests for outcome in _store([request])]
+        outcomes: list[SendOutcome] = []
+        members: dict[int, list[int]] = {}
+        for request in requests:
+            alone = _store([request])
+            outcomes += alone.outcomes
+            members.update(alone.members)
+        return SentBatch(outcomes, members)
 
 
 def _handle_sends(sends: list[tuple[Upstream, SendMessage]], outbox: Outbox) -> None:
-    outcomes = _store([_request(upstream, frame) for upstream, frame in sends])
-    delivered = [o.message for o in outcomes if o.message is not None]
-    members = selectors.member_ids_by_conversation({m.conversation_id for m in delivered})
-    for (upstream, frame), outcome in zip(sends, outcomes, strict=True):
+    sent = _store([_request(upstream, frame) for upstream, frame in sends])
+    members = sent.members
+    # A duplicate's first message may be in a conversation the batch did not lock: read those too.
+    missing = {o.message.conversation_id for o in sent.outcomes if o.message is not None} - members.keys()
+    if missing:
+        members = {**members, **selectors.member_ids_by_conversation(missing)}
+    created_ms: dict[datetime, int] = {}  # a batch's messages share one created_at
+    recipients_of: dict[int, tuple[int, ...]] = {}
+    stored_status = SendStatus.STORED
+    direct, fanouts, stored = outbox.direct, outbox.fanouts, 0
+    for (upstream, frame), outcome in zip(sends, sent.outcomes, strict=True):
         message = outcome.message
         if message is None:
             code = _REJECT_CODES.get(outcome.code or RejectCode.INVALID, SendErrorCode.INVALID)
             error = SendError(client_msg_id=frame.client_msg_id, code=code, reason=outcome.reason)
             outbox.answer(upstream, encode_frame(error))
             continue
+        created_at = created_ms.get(message.created_at)
+        if created_at is None:
+            created_at = created_ms[message.created_at] = int(message.created_at.timestamp() * 1000)
+        cid = message.conversation_id
         ack = MessageAck(
             client_msg_id=message.client_msg_id,
             message_id=message.id,
-            conversation_id=message.conversation_id,
+            conversation_id=cid,
             seq=message.seq,
-            created_at=int(message.created_at.timestamp() * 1000),
+            created_at=created_at,
         )
-        outbox.answer(upstream, encode_frame(ack))
-        if outcome.status is SendStatus.STORED:
-            outbox.stored += 1
+        node, connection = upstream.node_id, upstream.connection_id
+        answers = direct.get(node)
+        if answers is None:
+            answers = direct[node] = []
+        answers.append((encode_frame(ack), (connection,)))
+        if outcome.status is stored_status:
+            stored += 1
         # A duplicate is pushed again too: the worker that stored it may have died before pushing.
         # Devices drop pushes they already hold (by seq).
-        push = encode_frame(PushMessage(message=wire_message(message)))
-        recipients = tuple(members.get(message.conversation_id, ()))
-        outbox.fanouts.append(Fanout(push, recipients, skip=(upstream.node_id, upstream.connection_id)))
+        push = encode_frame(PushMessage(message=wire_message(message, created_at=created_at)))
+        recipients = recipients_of.get(cid)
+        if recipients is None:
+            recipients = recipients_of[cid] = tuple(members.get(cid, ()))
+        fanouts.append(Fanout(push, recipients, (node, connection)))
+    outbox.stored += stored
 
 
 def _handle_read(upstream: Upstream, receipt: ReadReceipt, members: dict[int, list[int]], outbox: Outbox) -> None:

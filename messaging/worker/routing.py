@@ -18,15 +18,25 @@ async def route(outbox: Outbox, presence: PresenceStore) -> list[tuple[str, byte
     }
     wanted = {user for fanout in outbox.fanouts for user in fanout.user_ids}
     located = await presence.locate(wanted) if wanted else {}
+    # A batch's pushes mostly repeat a few (recipients, skipped connection) pairs, one per
+    # conversation and sending connection: each pair's connections are worked out once.
+    targets_of: dict[tuple[tuple[int, ...], tuple[str, int] | None], list[tuple[str, tuple[int, ...]]]] = {}
     for fanout in outbox.fanouts:
-        by_node: dict[str, list[int]] = {}
-        for user in fanout.user_ids:
-            for location in located.get(user, ()):
-                if fanout.skip is not None and (location.node_id, location.connection_id) == fanout.skip:
-                    continue
-                by_node.setdefault(location.node_id, []).append(location.connection_id)
-        for node, connections in by_node.items():
-            per_node.setdefault(node, []).append(Delivery(frame=fanout.frame, connection_ids=tuple(connections)))
+        key = (fanout.user_ids, fanout.skip)
+        targets = targets_of.get(key)
+        if targets is None:
+            by_node: dict[str, list[int]] = {}
+            for user in fanout.user_ids:
+                for location in located.get(user, ()):
+                    if fanout.skip is not None and (location.node_id, location.connection_id) == fanout.skip:
+                        continue
+                    by_node.setdefault(location.node_id, []).append(location.connection_id)
+            targets = targets_of[key] = [(node, tuple(connections)) for node, connections in by_node.items()]
+        for node, connection_ids in targets:
+            deliveries = per_node.get(node)
+            if deliveries is None:
+                deliveries = per_node[node] = []
+            deliveries.append(Delivery(frame=fanout.frame, connection_ids=connection_ids))
     return [(node, payload) for node, deliveries in per_node.items() for payload in _envelopes(deliveries)]
 
 

@@ -315,7 +315,8 @@ def test_friends_see_each_other_come_online_and_go_offline(
                 assert await next_update() == (alice.id, True)  # another device: still online
                 await first.close()  # one device left: nobody is told she is offline
             assert await next_update() == (alice.id, False)  # the last device went
-            assert updates.empty()
+            while not updates.empty():  # both nodes may tell (they decide apart): never "online" again
+                assert await next_update() == (alice.id, False)
         assert not [e for e in strangers if isinstance(e, PresenceUpdate)]  # charlie is not her friend
 
     run(scenario())

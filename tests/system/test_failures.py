@@ -17,7 +17,7 @@ from messaging.services import create_group
 from realtime.client import ImClient
 from schema.codec import Message as WireMessage
 from tests.system.conftest import run
-from tests.system.platform import Platform
+from tests.system.platform import Login, Platform
 from tests.system.test_chat import collect
 
 pytestmark = [pytest.mark.services]
@@ -44,6 +44,16 @@ async def _burst(
             await during(acked)
 
     await asyncio.gather(*(send_all(i, c) for i, c in enumerate(senders)))
+
+
+async def _connect_all(
+    platform: Platform, logins: list[Login], transports: list[str], seed: dict[int, int]
+) -> list[ImClient]:
+    clients = [
+        platform.client(login, transport, seed=seed) for login, transport in zip(logins, transports, strict=True)
+    ]
+    await asyncio.gather(*(client.connect() for client in clients))
+    return clients
 
 
 def _check_stored_once(group_id: int, start_seq: int, total: int) -> None:
@@ -75,11 +85,7 @@ def test_sigkill_of_an_access_node_moves_its_clients_to_the_other_node_exactly_o
             node.kill()
 
     async def scenario() -> None:
-        clients = [
-            platform.client(login, transport, seed={group_id: start_seq})
-            for login, transport in zip(logins, transports, strict=True)
-        ]
-        await asyncio.gather(*(client.connect() for client in clients))
+        clients = await _connect_all(platform, logins, transports, {group_id: start_seq})
         try:
             receiving = [asyncio.create_task(collect(client, total, 90)) for client in clients]
             # two senders on the node that dies, one on the WebSocket
@@ -123,11 +129,7 @@ def test_sigkill_of_a_logic_worker_and_a_nats_restart_mid_burst_lose_and_duplica
             await asyncio.to_thread(restart_nats)  # the other senders and the receivers go on meanwhile
 
     async def scenario() -> None:
-        clients = [
-            platform.client(login, transport, seed={group_id: start_seq})
-            for login, transport in zip(logins, transports, strict=True)
-        ]
-        await asyncio.gather(*(client.connect() for client in clients))
+        clients = await _connect_all(platform, logins, transports, {group_id: start_seq})
         try:
             receiving = [asyncio.create_task(collect(client, total, 150)) for client in clients]
             await _burst(clients[:senders], group_id, per_sender, fail_once)

@@ -20,7 +20,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from realtime.certificates import CertificateError, CertificateInfo, ensure_dev_certificate, load_certificate
 from realtime.node import AccessNode, session_config
-from realtime.webtransport import WebTransportServer, serve_webtransport
+from realtime.webtransport import CLOSE_GRACE_SECONDS, WebTransportServer, serve_webtransport
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,8 @@ class Command(BaseCommand):
             renewing.cancel()
         logger.info("access node stopping", extra={"nodeId": node_id, "sessions": len(node.connections)})
         await node.stop()  # sessions closed with UNAVAILABLE; their close capsules are on their way
-        await asyncio.sleep(0.1)  # one more round of QUIC sends before the connections go
+        # the close capsules leave CLOSE_GRACE_SECONDS after the farewell frames; then one more round of sends
+        await asyncio.sleep(CLOSE_GRACE_SECONDS + 0.1)
         server.close()
 
 
