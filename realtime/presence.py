@@ -73,7 +73,10 @@ class RedisPresence:
     def __init__(self, url: str, *, ttl: float = 90.0) -> None:
         import redis.asyncio as aioredis
 
-        self._redis: Any = aioredis.Redis.from_url(url, decode_responses=True, max_connections=64)
+        # A burst (a thousand reconnects) waits for a free connection instead of failing: the plain
+        # pool raises MaxConnectionsError past its size.
+        pool = aioredis.BlockingConnectionPool.from_url(url, decode_responses=True, max_connections=64, timeout=30)
+        self._redis: Any = aioredis.Redis(connection_pool=pool)
         self.ttl = int(max(ttl, 1))
         self._hgetall_many: Any = self._redis.register_script(_HGETALL_MANY)
 
@@ -126,7 +129,7 @@ class RedisPresence:
         return found
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        await self._redis.aclose(close_connection_pool=True)  # the pool is ours
 
 
 class NatsKvPresence:
