@@ -19,12 +19,19 @@ from schema.codec import AnyFrame, Upstream, decode_downstream, decode_frame, en
 
 
 def upstream_bytes(
-    frame: AnyFrame | bytes, *, user_id: int, node_id: str, connection_id: int, session_id: int = 1
+    frame: AnyFrame | bytes,
+    *,
+    user_id: int,
+    node_id: str,
+    connection_id: int,
+    session_id: int = 1,
+    more: tuple[AnyFrame, ...] = (),
 ) -> bytes:
     raw = frame if isinstance(frame, bytes) else encode_frame(frame)
     return encode_upstream(
         Upstream(
             frame=raw,
+            more_frames=tuple(encode_frame(f) for f in more),
             user_id=user_id,
             device_id=f"dev-{connection_id}",
             session_id=session_id,

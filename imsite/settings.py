@@ -127,9 +127,9 @@ HEARTBEAT_TIMEOUT_SECONDS = env_int("HEARTBEAT_TIMEOUT_SECONDS", 90, minimum=2)
 # Benchmarks raise it: their senders are load generators, not people.
 SESSION_RATE_PER_SECOND = env_int("SESSION_RATE_PER_SECOND", 50, minimum=1)
 SESSION_RATE_BURST = env_int("SESSION_RATE_BURST", 100, minimum=1)
-# SendMessage frames a session has published and not yet seen answered. 1 keeps each sender's order even
-# across several logic workers; more lets one sender's messages share a worker batch.
-SESSION_SEND_WINDOW = env_int("SESSION_SEND_WINDOW", 1, minimum=1)
+# Most SendMessage frames a session publishes in one envelope; one envelope is out at a time, which keeps
+# each sender's order across several logic workers (realtime/session_limits.py).
+SESSION_SEND_WINDOW = env_int("SESSION_SEND_WINDOW", 32, minimum=1)
 # A presence entry lives this long without a refresh (a dead node's users go offline after it).
 PRESENCE_TTL_SECONDS = env_int("PRESENCE_TTL_SECONDS", 90, minimum=2)
 SNOWFLAKE_WORKER_ID = env_int("SNOWFLAKE_WORKER_ID", -1, minimum=-1, maximum=1023)

@@ -14,9 +14,10 @@ The rules it owns (numbers in SessionConfig):
 - frames over max_frame_bytes, malformed frames and server-only frames get an Error frame; more than
   max_errors of those (or of refused frames) within error_window close the session;
 - a token bucket limits SendMessage, Typing, ReadReceipt and Sync;
-- SendMessage frames wait in a bounded FIFO with at most send_window published and unanswered (the
-  logic worker keeps a sender's order only so); an unanswered send is published again (same bytes,
-  the worker deduplicates) every send_timeout, send_retries times, then refused with UNAVAILABLE;
+- SendMessage frames wait in a bounded FIFO and go upstream in groups, one envelope of at most
+  send_window sends at a time (a sender's order survives several logic workers only so); an
+  unanswered send is published again (same frame, the worker deduplicates) every send_timeout,
+  send_retries times, then refused with UNAVAILABLE;
 - bytes handed to the adapter and not confirmed as written are counted: a reader that falls more
   than max_pending_bytes behind is disconnected, so it never holds up anyone else;
 - after Close (or `closed`), every input is ignored.
@@ -111,7 +112,7 @@ class SessionConfig:
     rate: float = 50.0
     """Rate-limited frames (SendMessage, Typing, ReadReceipt, Sync) per second, sustained."""
     burst: int = 100
-    send_window: int = 1
+    send_window: int = 32
     """SendMessage frames published and not yet answered; 1 keeps the sender's order at the worker."""
     max_queued_sends: int = 256
     send_timeout: float = 10.0
@@ -303,7 +304,7 @@ class Session:
                 publish, given_up = self._sends.expire(now)
                 for client_msg_id in given_up:
                     self._refuse_send(client_msg_id, SendErrorCode.UNAVAILABLE, "no answer from the server; retry")
-                self._publish(publish)
+                self._publish_sends(publish, now)
         return self._flush()
 
     def written(self, nbytes: int) -> None:
@@ -325,7 +326,7 @@ class Session:
         if self._sends.full:
             self._refuse_send(frame.client_msg_id, SendErrorCode.RATE_LIMITED, "too many messages waiting; retry")
         else:
-            self._publish(self._sends.add(frame.client_msg_id, self._envelope(data, now), now))
+            self._publish_sends(self._sends.add(frame.client_msg_id, data, now), now)
 
     def _on_answer(self, frame: bytes, now: float) -> None:
         try:
@@ -333,7 +334,7 @@ class Session:
         except FrameError:
             return
         assert isinstance(answer, MessageAck | SendError)
-        self._publish(self._sends.answered(answer.client_msg_id, now))
+        self._publish_sends(self._sends.answered(answer.client_msg_id, now), now)
 
     def _refuse_rate_limited(self, frame: ClientFrame) -> None:
         if isinstance(frame, SendMessage):
@@ -344,11 +345,16 @@ class Session:
     def _refuse_send(self, client_msg_id: str, code: SendErrorCode, reason: str) -> None:
         self._send(encode_frame(SendError(client_msg_id=client_msg_id, code=code, reason=reason)))
 
-    def _envelope(self, data: bytes, now: float) -> bytes:
+    def _publish_sends(self, groups: list[list[bytes]], now: float) -> None:
+        for group in groups:
+            self._emit(PublishUpstream(self._envelope(group[0], now, tuple(group[1:]))))
+
+    def _envelope(self, data: bytes, now: float, more_frames: tuple[bytes, ...] = ()) -> bytes:
         identity = self._identity
         assert identity is not None  # only open sessions publish
         upstream = Upstream(
             frame=data,
+            more_frames=more_frames,
             user_id=identity.user_id,
             device_id=identity.device_id,
             session_id=identity.session_id,
@@ -364,10 +370,6 @@ class Session:
     def _emit(self, intent: Intent) -> None:
         if self._state is not State.CLOSED:  # a close earlier in this call drops what follows it
             self._intents.append(intent)
-
-    def _publish(self, payloads: list[bytes]) -> None:
-        for payload in payloads:
-            self._emit(PublishUpstream(payload))
 
     def _send(self, data: bytes) -> None:
         if self._pending_bytes + len(data) > self.config.max_pending_bytes:

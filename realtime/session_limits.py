@@ -1,6 +1,7 @@
 """The session core's bookkeeping, free of frames and intents: the rate limit (a token bucket), the
-error budget and the send window (a bounded FIFO of SendMessage envelopes with at most `window` of
-them published and unanswered, each published again on timeout until it runs out of retries).
+error budget and the send window (a bounded FIFO of SendMessage frames published in groups: one
+group, of at most `window` sends, on its way at a time, published again on timeout until it runs out
+of retries).
 
 Like the core (realtime/session.py), nothing here reads a clock: every call takes `now`.
 """
@@ -57,17 +58,21 @@ class ErrorBudget:
 @dataclass(slots=True)
 class _Send:
     client_msg_id: str
-    payload: bytes
+    frame: bytes
     publications: int = 0
     deadline: float = 0.0
 
 
 class SendWindow:
-    """SendMessage envelopes on their way upstream. Methods return the payloads to publish now, in order.
+    """SendMessage frames on their way upstream. Methods return the groups of frames to publish now,
+    each group as one envelope, in order.
 
-    The logic worker keeps a sender's order only when each connection has one send in flight at a
-    time, hence window=1 by default. Answers are matched by client_msg_id, not by position: a send
-    published twice may be answered twice, and the second answer must not release the send after it.
+    A group is what queued while the previous one was out, up to `window` sends; the next group
+    leaves once every send of the previous one is answered. One envelope reaches one logic worker,
+    which stores its sends in order, and no two envelopes of a connection are out at once: that is
+    what keeps a sender's order across several workers, while a busy sender still has up to `window`
+    messages on their way per round trip. Answers are matched by client_msg_id, not by position: a
+    send published twice may be answered twice, and the second answer changes nothing.
     """
 
     __slots__ = ("_in_flight", "_queue", "max_queued", "retries", "timeout", "window")
@@ -82,7 +87,7 @@ class SendWindow:
 
     @property
     def queued(self) -> int:
-        """Sends waiting for room in the window."""
+        """Sends waiting for the group before them to be answered."""
         return len(self._queue)
 
     @property
@@ -94,12 +99,12 @@ class SendWindow:
     def full(self) -> bool:
         return len(self._queue) >= self.max_queued
 
-    def add(self, client_msg_id: str, payload: bytes, now: float) -> list[bytes]:
+    def add(self, client_msg_id: str, frame: bytes, now: float) -> list[list[bytes]]:
         """Queue a send (check `full` first)."""
-        self._queue.append(_Send(client_msg_id, payload))
+        self._queue.append(_Send(client_msg_id, frame))
         return self._release(now)
 
-    def answered(self, client_msg_id: str, now: float) -> list[bytes]:
+    def answered(self, client_msg_id: str, now: float) -> list[list[bytes]]:
         """A MessageAck or SendError came back; one for no send in flight changes nothing."""
         for index, send in enumerate(self._in_flight):
             if send.client_msg_id == client_msg_id:
@@ -107,19 +112,19 @@ class SendWindow:
                 return self._release(now)
         return []
 
-    def expire(self, now: float) -> tuple[list[bytes], list[str]]:
-        """Sends whose answer is overdue: (payloads to publish, again or next in line; client_msg_ids
-        of the sends that ran out of retries and left the window)."""
-        publish: list[bytes] = []
+    def expire(self, now: float) -> tuple[list[list[bytes]], list[str]]:
+        """Sends whose answer is overdue: (groups to publish, again or next in line; client_msg_ids of
+        the sends that ran out of retries and left the window)."""
+        again: list[_Send] = []
         given_up: list[str] = []
         for send in [s for s in self._in_flight if now >= s.deadline]:
             if send.publications <= self.retries:
-                publish.append(self._publish(send, now))
+                again.append(send)
             else:
                 self._in_flight.remove(send)
                 given_up.append(send.client_msg_id)
-        publish += self._release(now)
-        return publish, given_up
+        groups = [self._publish(again, now)] if again else []
+        return groups + self._release(now), given_up
 
     def next_deadline(self) -> float | None:
         return min((send.deadline for send in self._in_flight), default=None)
@@ -128,15 +133,15 @@ class SendWindow:
         self._queue.clear()
         self._in_flight.clear()
 
-    def _release(self, now: float) -> list[bytes]:
-        publish = []
-        while self._queue and len(self._in_flight) < self.window:
-            send = self._queue.popleft()
-            self._in_flight.append(send)
-            publish.append(self._publish(send, now))
-        return publish
+    def _release(self, now: float) -> list[list[bytes]]:
+        if self._in_flight or not self._queue:
+            return []
+        group = [self._queue.popleft() for _ in range(min(self.window, len(self._queue)))]
+        self._in_flight = group
+        return [self._publish(group, now)]
 
-    def _publish(self, send: _Send, now: float) -> bytes:
-        send.publications += 1
-        send.deadline = now + self.timeout
-        return send.payload
+    def _publish(self, group: list[_Send], now: float) -> list[bytes]:
+        for send in group:
+            send.publications += 1
+            send.deadline = now + self.timeout
+        return [send.frame for send in group]

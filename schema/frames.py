@@ -268,6 +268,10 @@ class Upstream(_Envelope, frozen=True, kw_only=True):
     """Unique within that node."""
     received_at: _Int64
     """Unix milliseconds, when the access node read the frame."""
+    more_frames: tuple[_NonEmptyBytes, ...] = ()
+    """Further SendMessage frames of the same connection, in the order sent: sends that queued while
+    the connection's previous envelope was out travel together, so one worker stores them in order.
+    Last, with a default: a reader that predates it ignores it (and reads only the first frame)."""
 
 
 class Delivery(_Envelope, frozen=True, kw_only=True):

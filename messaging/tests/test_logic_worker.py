@@ -98,6 +98,31 @@ def test_a_retried_send_is_stored_once_and_acked_with_the_first_message(
     assert pushes[0].message.body == "hello"
 
 
+def test_the_sends_of_one_envelope_are_stored_in_the_order_they_were_sent(
+    start_worker, nats_url, alice, bob, direct
+) -> None:
+    """An access node sends what queued behind a connection's envelope as one envelope (more_frames)."""
+    start_worker()
+    frames = [send_frame(f"grouped-{i}", direct, body=f"body {i}") for i in range(5)]
+
+    async def scenario() -> list[MessageAck]:
+        node = await SimNode(nats_url, NODE).start()
+        payload = upstream_bytes(frames[0], user_id=alice.id, node_id=NODE, connection_id=10, more=tuple(frames[1:]))
+        await node.publish_raw(payload)
+        await node.wait_for(lambda: len(node.frames(10, MessageAck)) == 5)
+        await node.publish_raw(payload)  # the same envelope again, as after a timeout: nothing new
+        await node.wait_for(lambda: len(node.frames(10, MessageAck)) == 10)
+        await node.close()
+        return node.frames(10, MessageAck)
+
+    acks = run(scenario())
+    by_id = {ack.client_msg_id: ack.seq for ack in acks[:5]}
+    assert [by_id[f"grouped-{i}"] for i in range(5)] == [1, 2, 3, 4, 5]
+    assert {(a.client_msg_id, a.seq) for a in acks[5:]} == set(by_id.items())
+    stored = Message.objects.filter(conversation_id=direct).order_by("seq").values_list("body", flat=True)
+    assert list(stored) == [f"body {i}" for i in range(5)]
+
+
 def test_seqs_are_gap_free_and_in_sender_order_with_four_senders_and_two_workers(
     start_worker, nats_url, make_user, alice
 ) -> None:

@@ -90,16 +90,26 @@ class Outbox:
 Inbound = tuple[Upstream, SendMessage | None]
 
 
-def inbound(raw: bytes) -> tuple[Inbound, int] | None:
+def inbound(raw: bytes) -> list[tuple[Inbound, int]]:
     """Decodes an upstream payload as it arrives: the envelope and, for a send, its frame; with its
-    partition key (the conversation of a send, else the user). None for an undecodable envelope,
-    which is logged and dropped (there is nobody to answer). A send whose frame cannot be read is
-    passed on without it, for handle_batch to answer."""
+    partition key (the conversation of a send, else the user). An envelope holding several sends
+    (more_frames) gives one item each, in order. Nothing for an undecodable envelope, which is logged
+    and dropped (there is nobody to answer). A send whose frame cannot be read is passed on without
+    it, for handle_batch to answer."""
     try:
         upstream = decode_upstream(raw)
     except FrameError as exc:
         logger.warning("undecodable upstream envelope dropped", extra={"error": str(exc), "size": len(raw)})
-        return None
+        return []
+    if not upstream.more_frames:
+        return [_item(upstream)]
+    items = [_item(msgspec.structs.replace(upstream, more_frames=()))]
+    for frame in upstream.more_frames:
+        items.append(_item(msgspec.structs.replace(upstream, frame=frame, more_frames=())))
+    return items
+
+
+def _item(upstream: Upstream) -> tuple[Inbound, int]:
     try:
         send = read_send_message(upstream.frame)  # refuses any other frame type: most frames are sends
     except FrameError:

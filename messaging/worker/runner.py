@@ -192,9 +192,7 @@ class LogicWorker:
                 data = msg.data
                 subscription._pending_size -= len(data)
                 try:
-                    decoded = inbound(data)
-                    if decoded is not None:
-                        item, key = decoded
+                    for item, key in inbound(data):
                         # Snowflake ids share their low bits (a sequence that is mostly 0): mix them.
                         put((key * 0x9E3779B97F4A7C15 >> 64) % partitions, item)
                 except Exception:  # a bug, not bad input (inbound refuses that): drop, keep going

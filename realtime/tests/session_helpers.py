@@ -80,7 +80,8 @@ def envelopes(intents: Sequence[Intent]) -> list[Upstream]:
 
 
 def published(intents: Sequence[Intent]) -> list[ClientFrame]:
-    return [decode_client_frame(u.frame) for u in envelopes(intents)]
+    """Every frame published, those an envelope carries in more_frames included, in order."""
+    return [decode_client_frame(frame) for u in envelopes(intents) for frame in (u.frame, *u.more_frames)]
 
 
 def published_ids(intents: Sequence[Intent]) -> list[str]:

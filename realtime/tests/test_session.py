@@ -445,5 +445,5 @@ def test_default_config_matches_the_platform_contract():
 
     assert (config.auth_timeout, config.heartbeat_seconds, config.heartbeat_timeout) == (5, 30, 90)
     assert (config.max_frame_bytes, config.max_errors, config.error_window) == (65536, 5, 60)
-    assert (config.rate, config.burst, config.send_window, config.max_queued_sends) == (50, 100, 1, 256)
+    assert (config.rate, config.burst, config.send_window, config.max_queued_sends) == (50, 100, 32, 256)
     assert (config.send_timeout, config.send_retries, config.max_pending_bytes) == (10, 3, 4 * 1024 * 1024)

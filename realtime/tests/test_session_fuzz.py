@@ -98,7 +98,7 @@ class Observer:
                 self.unregistered += 1
             elif isinstance(intent, Close):
                 self.closes += 1
-        assert self.session.in_flight_sends <= 1
+        assert self.session.in_flight_sends <= self.session.config.send_window
         assert self.registered <= 1
         assert self.unregistered <= self.registered
         assert self.closes <= 1

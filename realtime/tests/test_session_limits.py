@@ -5,8 +5,8 @@ from __future__ import annotations
 from realtime.session_limits import ErrorBudget, SendWindow, TokenBucket
 
 
-def window(*, max_queued: int = 3, retries: int = 1) -> SendWindow:
-    return SendWindow(window=1, max_queued=max_queued, timeout=10.0, retries=retries)
+def window(*, max_queued: int = 3, retries: int = 1, size: int = 1) -> SendWindow:
+    return SendWindow(window=size, max_queued=max_queued, timeout=10.0, retries=retries)
 
 
 def test_token_bucket_starts_full_and_refills_at_its_rate():
@@ -45,9 +45,9 @@ def test_error_budget_allows_its_limit_within_the_window_and_forgets_old_errors(
 def test_send_window_publishes_in_order_one_at_a_time():
     sends = window()
 
-    assert sends.add("a", b"A", 0.0) == [b"A"]
+    assert sends.add("a", b"A", 0.0) == [[b"A"]]
     assert sends.add("b", b"B", 0.0) == []
-    assert sends.answered("a", 1.0) == [b"B"]
+    assert sends.answered("a", 1.0) == [[b"B"]]
     assert (sends.queued, sends.in_flight) == (0, 1)
 
 
@@ -67,10 +67,33 @@ def test_send_window_republishes_then_gives_up_and_releases_the_next():
     sends.add("b", b"B", 0.0)
 
     assert sends.expire(9.0) == ([], [])
-    assert sends.expire(10.0) == ([b"A"], [])
+    assert sends.expire(10.0) == ([[b"A"]], [])
     assert sends.next_deadline() == 20.0
-    assert sends.expire(20.0) == ([b"B"], ["a"])
+    assert sends.expire(20.0) == ([[b"B"]], ["a"])
     assert sends.next_deadline() == 30.0
+
+
+def test_sends_queued_behind_a_group_leave_together_once_all_of_it_is_answered():
+    sends = window(size=3, max_queued=10)
+
+    assert sends.add("a", b"A", 0.0) == [[b"A"]]
+    assert [sends.add(i, i.upper().encode(), 0.0) for i in "bcde"] == [[], [], [], []]
+    assert sends.answered("a", 1.0) == [[b"B", b"C", b"D"]]  # at most `window` in one group
+    assert sends.answered("c", 2.0) == []  # b and d are still out: nothing overtakes them
+    assert sends.answered("b", 2.0) == []
+    assert sends.answered("d", 3.0) == [[b"E"]]
+    assert (sends.queued, sends.in_flight) == (0, 1)
+
+
+def test_a_group_is_published_again_whole_minus_what_was_answered():
+    sends = window(size=3, max_queued=10)
+    sends.add("a", b"A", 0.0)
+    for i in "bcd":
+        sends.add(i, i.upper().encode(), 0.0)
+    sends.answered("a", 1.0)
+    sends.answered("c", 2.0)
+
+    assert sends.expire(11.0) == ([[b"B", b"D"]], [])
 
 
 def test_send_window_reports_full_at_its_queue_bound():

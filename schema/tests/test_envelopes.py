@@ -162,6 +162,7 @@ def test_each_envelope_is_an_array_of_its_fields_in_declaration_order():
         "access-1",
         42,
         1_763_900_000_000,
+        [],
     ]
     assert msgspec.msgpack.decode(ENCODED["Downstream"]) == [
         [[b"push one", [1, 2, 3]], [b"push two", [U64_MAX]], [b"", []]]
@@ -178,7 +179,7 @@ def test_an_envelope_from_a_newer_writer_with_fields_added_at_the_end_still_deco
 
 
 def test_an_envelope_missing_a_field_is_malformed():
-    malformed(decode_upstream, pack(UPSTREAM_FIELDS[:-1]), "length 7")
+    malformed(decode_upstream, pack(UPSTREAM_FIELDS[:6]), "length 7")  # received_at missing
     malformed(decode_downstream, pack([[[b"push"]]]), "deliveries\\[0\\]")
     malformed(decode_downstream, pack([]))
 
@@ -397,3 +398,10 @@ def test_a_connection_id_above_uint64_cannot_be_encoded_and_a_negative_one_canno
         encode_downstream(Downstream(deliveries=(Delivery(frame=b"f", connection_ids=(2**64,)),)))
     data = encode_downstream(Downstream(deliveries=(Delivery(frame=b"f", connection_ids=(-1,)),)))
     malformed(decode_downstream, data, "connection_ids")
+
+
+def test_an_upstream_carries_further_frames_in_order_and_refuses_an_empty_one():
+    grouped = msgspec.structs.replace(UPSTREAM, more_frames=(b"second", b"third"))
+    assert decode_upstream(encode_upstream(grouped)).more_frames == (b"second", b"third")
+    malformed(decode_upstream, upstream_with(more_frames=[b"second", b""]), "more_frames")
+    assert decode_upstream(pack(UPSTREAM_FIELDS[:7])).more_frames == ()  # as a writer before it wrote
