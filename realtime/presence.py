@@ -9,10 +9,11 @@ it. Lookups take many users at once: the logic worker routes a whole batch with 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -132,6 +133,9 @@ class RedisPresence:
         await self._redis.aclose(close_connection_pool=True)  # the pool is ours
 
 
+WATCH_CHECK_SECONDS = 1.0
+
+
 class NatsKvPresence:
     """The embedded backend: a JetStream KV bucket; each reader holds a replica fed by a watch."""
 
@@ -161,26 +165,61 @@ class NatsKvPresence:
     def _key(location: Location) -> str:
         return f"{location.user_id}.{location.node_id}.{location.connection_id}"
 
+    async def _on_bucket(self, operation: Callable[[Any], Awaitable[object]]) -> None:
+        """Runs an operation on the bucket; when it fails (a nats-server restarted without the bucket
+        in memory), the bucket is looked up, or made, anew and the operation tried once more."""
+        try:
+            await operation(await self._bucket())
+        except Exception:
+            self._kv = None
+            await operation(await self._bucket())
+
     async def register(self, location: Location) -> None:
-        kv = await self._bucket()
-        await kv.put(self._key(location), location.value().encode())
+        await self._on_bucket(lambda kv: kv.put(self._key(location), location.value().encode()))
 
     async def unregister(self, location: Location) -> None:
-        kv = await self._bucket()
-        await kv.delete(self._key(location))
+        await self._on_bucket(lambda kv: kv.delete(self._key(location)))
 
     async def refresh(self, node_id: str, locations: Iterable[Location]) -> None:
-        kv = await self._bucket()
-        await asyncio.gather(*(kv.put(self._key(loc), loc.value().encode()) for loc in locations))
+        entries = [(self._key(loc), loc.value().encode()) for loc in locations]
+        await self._on_bucket(lambda kv: asyncio.gather(*(kv.put(key, value) for key, value in entries)))
 
     async def _watch(self) -> None:
-        kv = await self._bucket()
-        watcher = await kv.watchall()
-        async for entry in watcher:
-            if entry is None:  # the initial values have all been delivered
-                self._synced.set()
-                continue
-            self._apply(entry.key, entry.value, entry.operation)
+        """Feeds the replica for as long as the store lives. The watch starts again after the NATS
+        connection reconnects (a restarted server may have lost the bucket, and the old consumer with
+        it) or when it breaks; the replica keeps what it had meanwhile, and entries nobody refreshes
+        go stale after the ttl as usual."""
+        import nats.errors
+
+        while True:
+            watcher: Any = None
+            try:
+                reconnects = self._reconnects()
+                kv = await self._bucket()
+                watcher = await kv.watchall()
+                while self._reconnects() == reconnects:
+                    try:
+                        entry = await watcher.updates(timeout=WATCH_CHECK_SECONDS)
+                    except nats.errors.TimeoutError:
+                        continue
+                    if entry is None:  # the initial values have all been delivered
+                        self._synced.set()
+                        continue
+                    self._apply(entry.key, entry.value, entry.operation)
+                logger.info("nats reconnected: presence watch starting again")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("presence watch broke; starting it again", extra={"error": repr(exc)})
+                await asyncio.sleep(WATCH_CHECK_SECONDS)
+            self._kv = None
+            if watcher is not None:
+                with contextlib.suppress(Exception):
+                    await watcher.stop()
+
+    def _reconnects(self) -> int:
+        stats = getattr(getattr(self._js, "_nc", None), "stats", None) or {}
+        return int(stats.get("reconnects", 0))
 
     def _apply(self, key: str, value: bytes | None, operation: str | None) -> None:
         try:

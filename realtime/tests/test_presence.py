@@ -4,12 +4,32 @@ go through, on the configured backend (Redis in CI's service run, the NATS KV bu
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import uuid
+from pathlib import Path
+from typing import Any
 
 import nats
 from django.conf import settings
 
-from realtime.presence import Location, open_presence
+from conftest import nats_server_binary
+from realtime.presence import Location, NatsKvPresence, open_presence
+from tests.system.platform import free_port
+
+
+def wait_for_port(port: int) -> None:
+    import socket
+    import time
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nats-server did not listen on port {port}")
+
 
 BURST = 300  # well over the Redis pool's 64 connections
 
@@ -41,3 +61,45 @@ async def _eventually_gone(store: object, user_ids: list[int]) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("unregistered users are still located")
+
+
+async def test_the_embedded_store_works_on_after_a_nats_server_restart(tmp_path: Path) -> None:
+    """The KV bucket lives in the server's memory: a restarted server has none, and the old watch is
+    dead. Registrations make the bucket anew and the replica's watch starts again on reconnect."""
+    port = free_port()
+    argv = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(tmp_path)]
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: ASYNC220
+    nc: Any = None
+    try:
+        await asyncio.to_thread(wait_for_port, port)
+        nc = await nats.connect(f"nats://127.0.0.1:{port}", max_reconnect_attempts=-1, reconnect_time_wait=0.1)
+        writer, reader = NatsKvPresence(nc.jetstream(), ttl=30), NatsKvPresence(nc.jetstream(), ttl=30)
+        before = Location(1, "node-a", 1, session_id=1)
+        await writer.register(before)
+        assert (await reader.locate([1]))[1] == [before]
+
+        server.terminate()
+        server.wait(timeout=10)
+        server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: ASYNC220
+        await asyncio.to_thread(wait_for_port, port)
+
+        after = Location(2, "node-b", 7, session_id=2)
+        for _ in range(200):  # the client reconnects, then the register goes through
+            try:
+                await writer.register(after)
+                break
+            except Exception:
+                await asyncio.sleep(0.05)
+        for _ in range(200):
+            if (await reader.locate([2])).get(2) == [after]:
+                break
+            await asyncio.sleep(0.05)
+        assert (await reader.locate([2])).get(2) == [after]
+        assert (await reader.locate([1]))[1] == [before]  # kept until its ttl: nodes refresh it anew
+        await writer.close()
+        await reader.close()
+    finally:
+        if nc is not None:
+            await nc.close()
+        server.terminate()
+        server.wait(timeout=10)
