@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+PYTEST_QUIET ?= -q
 
 .PHONY: run test lint venv migrate seed schema-check clean
 
@@ -28,7 +29,7 @@ run: seed
 		--access-nodes $${ACCESS_NODES:-1} --logic-workers $${LOGIC_WORKERS:-1}
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $${PYTEST_WORKERS:-2} $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_QUIET) -n $${PYTEST_WORKERS:-2} $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
