@@ -128,6 +128,7 @@ class ImClient:
         reconnect_initial: float = 0.5,
         reconnect_max: float = 30.0,
         retry_unavailable_after: float = 1.0,
+        sync_timeout: float = 5.0,
     ) -> None:
         self._factory = transport_factory
         self._auth = Auth(token=token, device_id=device_id, platform=platform)
@@ -138,9 +139,14 @@ class ImClient:
         self._reconnect_initial = reconnect_initial
         self._reconnect_max = reconnect_max
         self._retry_unavailable_after = retry_unavailable_after
+        self._sync_timeout = sync_timeout
         self._last_seq: dict[int, int] = dict(seed or {})
         self._held: dict[int, dict[int, Message]] = {}  # messages past a gap, by conversation and seq
         self._syncing: set[int] = set()  # conversations with a Sync outstanding on this connection
+        # Each outstanding Sync's number: the node forwards Syncs at most once (NATS core), so one
+        # lost in a NATS restart would hold its conversation behind a gap for good without a retry.
+        self._sync_numbers: dict[int, int] = {}
+        self._sync_counter = 0
         self._unacked: dict[str, _Pending] = {}  # in the order sent
         self._unread_receipts: dict[int, int] = {}  # read receipts not sent yet, by conversation
         self._send_lock = asyncio.Lock()
@@ -364,7 +370,21 @@ class ImClient:
         if not wanted:
             return None
         self._syncing.update(wanted)
+        loop = asyncio.get_running_loop()
+        for conversation_id in wanted:
+            self._sync_counter += 1
+            self._sync_numbers[conversation_id] = number = self._sync_counter
+            loop.call_later(self._sync_timeout, self._sync_overdue, conversation_id, number)
         return Sync(cursors=tuple(Cursor(conversation_id=c, after_seq=self._last_seq.get(c, 0)) for c in wanted))
+
+    def _sync_overdue(self, conversation_id: int, number: int) -> None:
+        """No SyncResult for this Sync in time: it or its answer was lost; ask again."""
+        if self._done.is_set() or self._sync_numbers.get(conversation_id) != number:
+            return  # answered, or superseded by a later Sync (a reconnect's)
+        logger.info("sync of conversation %s unanswered after %ss: asking again", conversation_id, self._sync_timeout)
+        self._syncing.discard(conversation_id)
+        del self._sync_numbers[conversation_id]
+        self._request_sync([conversation_id])
 
     def _request_sync(self, conversation_ids: Iterable[int]) -> None:
         if self._transport is None:
@@ -390,6 +410,7 @@ class ImClient:
     def _sync_result(self, result: SyncResult) -> None:
         conversation_id = result.conversation_id
         self._syncing.discard(conversation_id)
+        self._sync_numbers.pop(conversation_id, None)
         before = self._last_seq.get(conversation_id)
         for message in sorted(result.messages, key=lambda m: m.seq):
             if message.conversation_id == conversation_id:
@@ -509,6 +530,7 @@ class ImClient:
         self._generation += 1
         self.connections += 1
         self._syncing.clear()
+        self._sync_numbers.clear()
         self._transport = transport
         self._connected.set()
         heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(transport))

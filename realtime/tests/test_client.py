@@ -79,6 +79,7 @@ class FakeServer:
     refuse: dict[str, list[int]] = field(default_factory=dict)  # client_msg_id -> SendError codes, in turn
     drop_on_send: set[str] = field(default_factory=set)  # store these, then drop the connection unacked
     hold_acks: bool = False
+    lose_syncs: int = 0  # the next Sync frames go unanswered, as one lost in a NATS restart would
     token: str = TOKEN  # the one token accepted
     auth_timeouts: int = 0  # the next connections answered with AUTH_TIMEOUT, as a node too busy would
     connections: list[ServerConnection] = field(default_factory=list)
@@ -124,6 +125,9 @@ class FakeServer:
         if isinstance(frame, Ping):
             return [Pong()]
         if isinstance(frame, Sync):
+            if self.lose_syncs:
+                self.lose_syncs -= 1
+                return []
             replies = []
             for cursor in frame.cursors:
                 later = [m for m in self.history.get(cursor.conversation_id, []) if m.seq > cursor.after_seq]
@@ -264,6 +268,23 @@ async def test_a_seq_gap_syncs_and_delivers_the_missing_messages_first(server: F
         assert syncs[0] == (8, 7)  # the gap after 7 asks from 7
         assert (8, 8) in syncs  # has_more asked again from where the page ended
         assert client.last_seq(8) == 10
+
+
+async def test_an_unanswered_sync_is_asked_again_and_the_gap_still_fills(server: FakeServer) -> None:
+    async with make_client(server, seed={4: 0}, sync_timeout=0.3) as client:
+        connection = await within(server.authed.get())
+        await server.next_frame(Sync)  # the connect sync, answered: nothing stored yet
+        one, two, three = (server.store(4, f"m{i}") for i in range(1, 4))
+        del two
+        server.lose_syncs = 1
+        await server.push(connection, one, three)  # 2 is missing: a Sync that the server loses
+        assert [m.seq for m in await take(client, 1)] == [1]
+        _, lost = await server.next_frame(Sync)
+        assert client.syncing  # 3 waits behind the gap
+        _, again = await server.next_frame(Sync)  # no answer within sync_timeout: asked again
+        assert [(c.conversation_id, c.after_seq) for c in (*lost.cursors, *again.cursors)] == [(4, 1), (4, 1)]
+        assert [m.seq for m in await take(client, 2)] == [2, 3]
+        assert not client.syncing
 
 
 async def test_a_dropped_connection_resends_unacked_sends_with_the_same_id(server: FakeServer) -> None:
