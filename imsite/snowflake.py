@@ -49,7 +49,31 @@ class SnowflakeGenerator:
             )
 
     def next_ids(self, count: int) -> list[int]:
-        return [self.next_id() for _ in range(count)]
+        """The ids `count` next_id() calls would give, under one lock and as ranges: a logic worker's
+        batch takes a thousand at a time (one call each cost a twentieth of its CPU)."""
+        ids: list[int] = []
+        if count <= 0:
+            return ids
+        worker = self.worker_id << SEQUENCE_BITS
+        with self._lock:
+            now = self._clock_ms()
+            if now > self._last_ms:
+                self._last_ms = now
+                sequence = 0
+            else:
+                sequence = self._sequence + 1
+            while True:
+                if sequence > MAX_SEQUENCE:  # this millisecond is used up: borrow the next one
+                    self._last_ms += 1
+                    sequence = 0
+                take = min(count - len(ids), MAX_SEQUENCE + 1 - sequence)
+                base = ((self._last_ms - EPOCH_MS) << (WORKER_BITS + SEQUENCE_BITS)) | worker
+                ids.extend(range(base + sequence, base + sequence + take))
+                sequence += take
+                if len(ids) == count:
+                    break
+            self._sequence = sequence - 1
+        return ids
 
 
 def timestamp_ms(snowflake_id: int) -> int:

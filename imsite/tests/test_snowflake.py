@@ -24,6 +24,22 @@ def test_sequence_overflow_borrows_the_next_millisecond_instead_of_repeating() -
     assert timestamp_ms(ids[-1]) == EPOCH_MS + 1002
 
 
+@pytest.mark.parametrize("chunks", [[1, 5, 4096, 3], [4095, 1, 1, 8190], [0, 10_000, 2]])
+def test_next_ids_gives_what_as_many_next_id_calls_would(chunks: list[int]) -> None:
+    # The clock of each block: the same millisecond twice, then a step back, then a later one.
+    times = [EPOCH_MS + 7000, EPOCH_MS + 7000, EPOCH_MS + 6000, EPOCH_MS + 7003]
+    now = [0]
+    one_by_one = SnowflakeGenerator(9, clock_ms=lambda: now[0])
+    by_block = SnowflakeGenerator(9, clock_ms=lambda: now[0])
+    for count, time_ms in zip(chunks, times, strict=False):
+        now[0] = time_ms
+        expected = [one_by_one.next_id() for _ in range(count)]
+        assert by_block.next_ids(count) == expected
+        assert len(set(expected)) == len(expected)
+    now[0] = EPOCH_MS + 7003
+    assert by_block.next_id() == one_by_one.next_id()  # and they go on alike
+
+
 def test_clock_stepping_back_never_repeats_or_goes_backwards() -> None:
     times = iter([EPOCH_MS + 5000, EPOCH_MS + 5001, EPOCH_MS + 4000, EPOCH_MS + 4000, EPOCH_MS + 5001, EPOCH_MS + 6000])
     gen = SnowflakeGenerator(7, clock_ms=lambda: next(times))
