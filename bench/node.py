@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from imsite import nats_subjects
@@ -25,13 +25,13 @@ def upstream_bytes(
     node_id: str,
     connection_id: int,
     session_id: int = 1,
-    more: tuple[AnyFrame, ...] = (),
+    more: Sequence[AnyFrame | bytes] = (),
 ) -> bytes:
     raw = frame if isinstance(frame, bytes) else encode_frame(frame)
     return encode_upstream(
         Upstream(
             frame=raw,
-            more_frames=tuple(encode_frame(f) for f in more),
+            more_frames=tuple(f if isinstance(f, bytes) else encode_frame(f) for f in more),
             user_id=user_id,
             device_id=f"dev-{connection_id}",
             session_id=session_id,

@@ -85,43 +85,81 @@ def _vacuum() -> None:
 
 
 async def _feed(
-    nats_url: str, triples: list[tuple[int, int, int]], messages: int, window: int, run: str
+    nats_url: str, triples: list[tuple[int, int, int]], messages: int, window: int, envelope: int, run: str
 ) -> tuple[float, int]:
-    presence = None
+    """Feeds `messages` sends, at most `window` in flight, the way access nodes publish them: each
+    sender is a connection with one upstream envelope out at a time, holding the sends that queued
+    while the previous one was out (up to `envelope`; the session core's send window)."""
     import nats
 
     nc = await nats.connect(nats_url)
     presence = await open_presence(nc.jetstream())
     for index, (_, receiver, _) in enumerate(triples):  # every recipient online on the sink node
         await presence.register(Location(receiver, SINK_NODE, index + 1, session_id=index + 1, device_id="bench"))
-    # Encode everything before the clock starts: the feeder measures the worker, not itself.
-    payloads = []
-    for n in range(messages):
-        sender, _, conversation = triples[n % len(triples)]
-        frame = encode_frame(SendMessage(client_msg_id=f"{run}-{n}", conversation_id=conversation, body=f"w5 {n:08d}"))
-        payloads.append(upstream_bytes(frame, user_id=sender, node_id=FEED_NODE, connection_id=1 + n % len(triples)))
-
+    # Encode the frames before the clock starts: the feeder measures the worker, not itself.
+    connections = len(triples)
+    frames = [
+        encode_frame(
+            SendMessage(client_msg_id=f"{run}-{n}", conversation_id=triples[n % connections][2], body=f"w5 {n:08d}")
+        )
+        for n in range(messages)
+    ]
+    queued: list[list[bytes]] = [[] for _ in range(connections)]
+    out = [0] * connections  # sends of each connection's envelope in flight
     acked = 0
     done = asyncio.Event()
     credit = asyncio.Semaphore(window)
+    node = SimNode(nats_url, FEED_NODE, decode=False)
+
+    due: list[int] = []  # connections whose next envelope is to be published
+    wake = asyncio.Event()
+
+    def release(index: int) -> None:
+        out[index] = min(len(queued[index]), envelope)  # claimed now, published by the publisher
+        due.append(index)
+        wake.set()
+
+    async def publisher() -> None:
+        while True:
+            await wake.wait()
+            wake.clear()
+            taken = due[:]
+            del due[:]
+            for index in taken:
+                count = out[index]
+                group, queued[index] = queued[index][:count], queued[index][count:]
+                payload = upstream_bytes(
+                    group[0], user_id=triples[index][0], node_id=FEED_NODE, connection_id=index + 1, more=group[1:]
+                )
+                await node.publish_raw(payload)
 
     def on_delivery(connection_id: int, frame: bytes) -> None:
         nonlocal acked
         if frame_type(frame) == FrameType.MESSAGE_ACK:
             acked += 1
             credit.release()
+            index = connection_id - 1
+            out[index] -= 1
+            if out[index] == 0 and queued[index]:
+                release(index)
             if acked == messages:
                 done.set()
 
-    node = SimNode(nats_url, FEED_NODE, decode=False)
     node.on_delivery = on_delivery
     await node.start()
     started = time.perf_counter()
-    for payload in payloads:
-        await credit.acquire()
-        await node.publish_raw(payload)
-    await asyncio.wait_for(done.wait(), timeout=max(60.0, messages / 1000))
+    publishing = asyncio.create_task(publisher())
+    # The whole feed is bounded: a worker that stops answering ends the run, it does not hang it.
+    async with asyncio.timeout(max(60.0, messages / 1000)):
+        for n, frame in enumerate(frames):
+            await credit.acquire()
+            index = n % connections
+            queued[index].append(frame)
+            if out[index] == 0:
+                release(index)
+        await done.wait()
     elapsed = time.perf_counter() - started
+    publishing.cancel()
     await node.close()
     await presence.close()
     await nc.drain()
@@ -163,7 +201,9 @@ def _copy_baseline(messages: int, triples: list[tuple[int, int, int]], batch: in
         raw.commit()
 
 
-def run_w5(*, messages: int, pairs: int, window: int, batch: int, out: io.TextIOBase | Any) -> dict[str, Any]:
+def run_w5(
+    *, messages: int, pairs: int, window: int, envelope: int, batch: int, out: io.TextIOBase | Any
+) -> dict[str, Any]:
     if connection.vendor != "postgresql":
         raise RuntimeError("W5 runs on PostgreSQL: set DATABASE_URL=postgres://...")
     run = uuid.uuid4().hex[:8]
@@ -194,7 +234,7 @@ def run_w5(*, messages: int, pairs: int, window: int, batch: int, out: io.TextIO
             time.sleep(0.05)
         worker_cpu_before = _cpu_seconds(worker.pid)
         feeder_cpu_before = time.process_time()
-        elapsed, acked = asyncio.run(_feed(settings.NATS_URL, triples, messages, window, run))
+        elapsed, acked = asyncio.run(_feed(settings.NATS_URL, triples, messages, window, envelope, run))
         worker_cpu = _cpu_seconds(worker.pid) - worker_cpu_before
         feeder_cpu = time.process_time() - feeder_cpu_before
         stored = Message.objects.filter(conversation_id__in=conversation_ids).count()
@@ -207,7 +247,13 @@ def run_w5(*, messages: int, pairs: int, window: int, batch: int, out: io.TextIO
     copy_rate = messages / copy_seconds
     result = {
         "workload": "W5",
-        "parameters": {"messages": messages, "conversations": pairs, "window": window, "batchSize": batch},
+        "parameters": {
+            "messages": messages,
+            "conversations": pairs,
+            "window": window,
+            "sendsPerEnvelope": envelope,
+            "batchSize": batch,
+        },
         "figures": {
             "storedMsgsPerSecond": round(worker_rate),
             "copyRowsPerSecond": round(copy_rate),

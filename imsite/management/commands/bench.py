@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 WORKLOADS = ("w1", "w2", "w3", "w5", "w6")
@@ -18,6 +19,7 @@ DEFAULTS = {
     "messages": ("", "W5: messages to store (100000); W1: per sender (200); W2: per sender (50); W6: per sender (20)"),
     "conversations": ("200", "W5: direct conversations (default 200)"),
     "window": ("4000", "W5: sends in flight (default 4000)"),
+    "envelope": ("", "W5: most sends per upstream envelope of a connection (default SESSION_SEND_WINDOW)"),
     "batch_size": ("1024", "W5: worker batch and COPY batch size (default 1024)"),
     "pairs": ("50", "W1: pairs of online users (default 50)"),
     "rate": ("", "W1/W2: offered msgs/s on a fixed schedule (default: as fast as the window allows); W6: 1000"),
@@ -175,6 +177,7 @@ class Command(BaseCommand):
                 messages=_positive(options["messages"] or "100000", "messages"),
                 pairs=_positive(options["conversations"], "conversations"),
                 window=_positive(options["window"], "window"),
+                envelope=_positive(options["envelope"] or str(settings.SESSION_SEND_WINDOW), "envelope"),
                 batch=_positive(options["batch_size"], "batch-size"),
                 out=self.stdout,
             )
