@@ -3,7 +3,9 @@ against a raw psycopg COPY of the same rows in the same run.
 
 One `manage.py run_logic` process does all of its work (decode, checks, dedup, seqs, write, ack,
 routing: every recipient is online on a sink node, so pushes are looked up and published). This
-process feeds it: it keeps `window` sends in flight and counts MessageAcks on its own node.
+process feeds it as access nodes do (each sender a connection with one upstream envelope out at a
+time, holding up to `envelope` sends), at most `window` sends in flight, and counts MessageAcks on
+its own node.
 """
 
 from __future__ import annotations
