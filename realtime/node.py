@@ -250,6 +250,7 @@ class AccessNode:
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.25,
             error_cb=on_error,
+            reconnected_cb=self._on_nats_reconnected,
             pending_size=64 * 1024 * 1024,
         )
         self._presence = await self._presence_factory(self._nc.jetstream())
@@ -483,6 +484,19 @@ class AccessNode:
                 connection = self.connections.get(connection_id)
                 if connection is not None:  # a connection that closed meanwhile is skipped
                     self.carry(connection, connection.session.deliver(delivery.frame, now))
+
+    async def _on_nats_reconnected(self) -> None:
+        """Pushes published while this node was away from NATS are lost, and a client notices a
+        missing message only when a later one arrives: every open session is told to sync. nats-py
+        calls this after the subscriptions are back, so what the syncs miss is pushed."""
+        now = time.time()
+        told = 0
+        for connection in list(self.connections.values()):
+            intents = connection.session.resync(now)
+            if intents:
+                told += 1
+                self.carry(connection, intents)
+        logger.warning("nats reconnected: sessions told to resync", extra={"nodeId": self.node_id, "sessions": told})
 
     async def _on_user_event(self, msg: Any) -> None:
         try:

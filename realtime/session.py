@@ -52,6 +52,7 @@ from schema.codec import (
     Ping,
     Pong,
     PushAck,
+    Resync,
     SendError,
     SendErrorCode,
     SendMessage,
@@ -82,6 +83,7 @@ NORMAL_CLOSURE = 1000
 """The Close code of a session ended on purpose (a kick) rather than for a protocol error."""
 
 _PONG = encode_frame(Pong())
+_RESYNC = encode_frame(Resync())
 _POSITIVE_SETTINGS = (
     "auth_timeout",
     "heartbeat_seconds",
@@ -275,6 +277,14 @@ class Session:
             answers_a_send = False  # not ours to police: the client gets what the server sent
         if answers_a_send:
             self._on_answer(frame, now)
+        return self._flush()
+
+    def resync(self, now: float) -> list[Intent]:
+        """The node's NATS connection dropped and came back: pushes for this session may be gone
+        (core NATS keeps nothing for a subscriber that is away), so the client is told to sync."""
+        if self._state is not State.OPEN:
+            return []  # a session authenticating now syncs after its AuthResult anyway
+        self._send(_RESYNC)
         return self._flush()
 
     def kick(self, reason: str, now: float) -> list[Intent]:

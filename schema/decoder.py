@@ -34,6 +34,7 @@ from schema.frames import (
     PushMessage,
     ReadReceipt,
     ReadUpdate,
+    Resync,
     SendError,
     SendMessage,
     Sync,
@@ -58,6 +59,7 @@ _SEND_MESSAGE_FIELDS = layouts.SEND_MESSAGE.field_count
 _SEND_MESSAGE_TAG = int(FrameType.SEND_MESSAGE)  # a plain int compares 6 times faster than the enum member
 _PING_FRAME = Ping()
 _PONG_FRAME = Pong()
+_RESYNC_FRAME = Resync()
 
 
 def _malformed(what: str) -> FrameError:
@@ -376,6 +378,11 @@ def _error_frame(buffer: bytes, position: int) -> ErrorFrame:
     return ErrorFrame(code=code, message=_string(buffer, f[1]))
 
 
+def _resync(buffer: bytes, position: int) -> Resync:
+    _fields(buffer, position, layouts.RESYNC.field_count)
+    return _RESYNC_FRAME
+
+
 _CLIENT_DECODERS: dict[int, Callable[[bytes, int], ClientFrame]] = {
     FrameType.AUTH: _auth,
     FrameType.PING: _ping,
@@ -398,6 +405,7 @@ _DECODERS: dict[int, Callable[[bytes, int], AnyFrame]] = {
     FrameType.PRESENCE_UPDATE: _presence_update,
     FrameType.SYSTEM_NOTIFICATION: _system_notification,
     FrameType.KICKED: _kicked,
+    FrameType.RESYNC: _resync,
     FrameType.ERROR_FRAME: _error_frame,
 }
 

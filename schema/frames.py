@@ -34,6 +34,7 @@ class FrameType(IntEnum):
     SYSTEM_NOTIFICATION = 41
     KICKED = 42
     ERROR_FRAME = 43
+    RESYNC = 44
 
 
 FIRST_SERVER_FRAME_TYPE = 32
@@ -212,6 +213,11 @@ class Kicked(_Struct, frozen=True, kw_only=True):
     """logout, password_change, ban or replaced."""
 
 
+class Resync(_Struct, frozen=True, kw_only=True):
+    """Pushes to this session may have been lost (the node's NATS connection dropped): sync every
+    known conversation from its last seq."""
+
+
 class ErrorFrame(_Struct, frozen=True, kw_only=True):
     """The Error frame of API.md (ErrorFrame in the schema, so TypeScript keeps its global Error)."""
 
@@ -234,6 +240,7 @@ ServerFrame = (
     | SystemNotification
     | Kicked
     | ErrorFrame
+    | Resync
 )
 AnyFrame = ClientFrame | ServerFrame
 

@@ -24,6 +24,7 @@ from schema.frames import (
     PushMessage,
     ReadReceipt,
     ReadUpdate,
+    Resync,
     SendError,
     SendMessage,
     Sync,
@@ -129,6 +130,7 @@ PRESENCE_UPDATE = Layout(U64, BOOL)
 SYSTEM_NOTIFICATION = Layout(STRING)
 KICKED = Layout(STRING)
 ERROR_FRAME = Layout(U16, STRING)
+RESYNC = Layout()
 FRAME = Layout(U8, UNION)
 
 FRAME_LAYOUTS: dict[type[Struct], tuple[FrameType, Layout]] = {
@@ -151,4 +153,5 @@ FRAME_LAYOUTS: dict[type[Struct], tuple[FrameType, Layout]] = {
     SystemNotification: (FrameType.SYSTEM_NOTIFICATION, SYSTEM_NOTIFICATION),
     Kicked: (FrameType.KICKED, KICKED),
     ErrorFrame: (FrameType.ERROR_FRAME, ERROR_FRAME),
+    Resync: (FrameType.RESYNC, RESYNC),
 }

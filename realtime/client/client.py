@@ -44,6 +44,7 @@ from schema.codec import (
     PushMessage,
     ReadReceipt,
     ReadUpdate,
+    Resync,
     SendError,
     SendErrorCode,
     SendMessage,
@@ -471,6 +472,8 @@ class ImClient:
             self._ack(frame)
         elif isinstance(frame, SyncResult):
             self._sync_result(frame)
+        elif isinstance(frame, Resync):
+            self._request_sync(list(self._last_seq))  # pushes may be lost: catch up as after a reconnect
         elif isinstance(frame, SendError):
             self._send_error(frame)
         elif isinstance(frame, Kicked):

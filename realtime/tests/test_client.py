@@ -46,6 +46,7 @@ from schema.codec import (
     PushMessage,
     ReadReceipt,
     ReadUpdate,
+    Resync,
     SendError,
     SendErrorCode,
     SendMessage,
@@ -285,6 +286,17 @@ async def test_an_unanswered_sync_is_asked_again_and_the_gap_still_fills(server:
         assert [(c.conversation_id, c.after_seq) for c in (*lost.cursors, *again.cursors)] == [(4, 1), (4, 1)]
         assert [m.seq for m in await take(client, 2)] == [2, 3]
         assert not client.syncing
+
+
+async def test_resync_from_the_server_syncs_every_known_conversation(server: FakeServer) -> None:
+    async with make_client(server, seed={4: 0, 6: 0}) as client:
+        connection = await within(server.authed.get())
+        await server.next_frame(Sync)  # the connect sync, answered: nothing stored yet
+        lost = server.store(6, "pushed while the node was away from NATS")  # never pushed
+        await server.send(connection, Resync())
+        _, sync = await server.next_frame(Sync)
+        assert sorted((c.conversation_id, c.after_seq) for c in sync.cursors) == [(4, 0), (6, 0)]
+        assert await take(client, 1) == [lost]
 
 
 async def test_a_dropped_connection_resends_unacked_sends_with_the_same_id(server: FakeServer) -> None:

@@ -48,6 +48,7 @@ from schema.codec import (
     PushAck,
     PushMessage,
     ReadReceipt,
+    Resync,
     Sync,
     Typing,
     encode_frame,
@@ -318,6 +319,18 @@ def test_errors_spread_wider_than_the_window_do_not_close_the_session():
     for error in range(20):
         assert not closes(session.receive(b"junk", T0 + error * 12.5))
     assert session.state is State.OPEN
+
+
+# Resync after the node's NATS connection came back
+
+
+def test_resync_tells_an_open_session_to_sync_and_no_other():
+    session = open_session()
+    assert to_client(session.resync(T0 + 1)) == [Resync()]
+    assert session.state is State.OPEN
+    assert connected_session().resync(T0) == []  # not authenticated: its AuthResult is followed by a sync
+    session.closed(T0 + 2)
+    assert session.resync(T0 + 3) == []
 
 
 # Kicks and closing

@@ -24,6 +24,7 @@ from schema.codec import (
     PushMessage,
     ReadReceipt,
     ReadUpdate,
+    Resync,
     SendError,
     SendErrorCode,
     SendMessage,
@@ -98,6 +99,7 @@ server_frames = st.one_of(
     st.builds(SystemNotification, text=texts),
     st.builds(Kicked, reason=texts),
     st.builds(ErrorFrame, code=u16s, message=texts),
+    st.just(Resync()),
 )
 
 frames = st.one_of(client_frames, server_frames)
@@ -186,6 +188,7 @@ EXAMPLES: dict[str, AnyFrame] = {
     "SystemNotification": SystemNotification(text="maintenance at 02:00 UTC"),
     "Kicked": Kicked(reason="password_change"),
     "ErrorFrame": ErrorFrame(code=ErrorCode.TOO_LARGE, message="frame of 70000 bytes is over the limit"),
+    "Resync": Resync(),
 }
 
 UPSTREAM = Upstream(

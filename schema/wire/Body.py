@@ -23,3 +23,4 @@ class Body(object):
     SystemNotification = 41
     Kicked = 42
     ErrorFrame = 43
+    Resync = 44

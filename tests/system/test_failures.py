@@ -10,10 +10,11 @@ import time
 from collections.abc import Awaitable, Callable
 
 import pytest
+from django.db import connection
 
 from accounts.models import User
 from messaging.models import Conversation, Message
-from messaging.services import create_group
+from messaging.services import SendRequest, create_group, send_messages
 from realtime.client import ImClient
 from schema.codec import Message as WireMessage
 from tests.system.conftest import run
@@ -54,6 +55,15 @@ async def _connect_all(
     ]
     await asyncio.gather(*(client.connect() for client in clients))
     return clients
+
+
+def _restart_nats(platform: Platform) -> None:
+    """Stop the platform's nats-server (every NATS connection drops; publishes in flight are gone)
+    and start it again on the same port and store."""
+    assert platform.nats is not None
+    platform.nats.stop()
+    time.sleep(0.5)
+    platform.start_nats()
 
 
 def _check_stored_once(group_id: int, start_seq: int, total: int) -> None:
@@ -111,14 +121,8 @@ def test_sigkill_of_a_logic_worker_and_a_nats_restart_mid_burst_lose_and_duplica
     transports = ["wt0", "wt1", "ws", "wt0", "ws"]
     senders, per_sender = 3, 30
     total = senders * per_sender
-    worker, nats = platform.workers[0], platform.nats
-    assert nats is not None
+    worker = platform.workers[0]
     fired: list[str] = []
-
-    def restart_nats() -> None:
-        nats.stop()  # every NATS connection drops; publishes in flight are gone
-        time.sleep(0.5)
-        platform.start_nats()
 
     async def fail_once(acked: int) -> None:
         if acked == total // 4 and not fired:
@@ -126,7 +130,7 @@ def test_sigkill_of_a_logic_worker_and_a_nats_restart_mid_burst_lose_and_duplica
             worker.kill()
         elif acked == total // 2 and fired == ["worker"]:
             fired.append("nats")
-            await asyncio.to_thread(restart_nats)  # the other senders and the receivers go on meanwhile
+            await asyncio.to_thread(_restart_nats, platform)  # the other senders and the receivers go on meanwhile
 
     async def scenario() -> None:
         clients = await _connect_all(platform, logins, transports, {group_id: start_seq})
@@ -142,3 +146,33 @@ def test_sigkill_of_a_logic_worker_and_a_nats_restart_mid_burst_lose_and_duplica
     assert fired == ["worker", "nats"]
     assert not worker.alive
     _check_stored_once(group_id, start_seq, total)
+
+
+def test_a_nats_restart_makes_every_session_resync_so_a_push_lost_meanwhile_is_caught_up(
+    own_nats_platform: Platform, make_user: Callable[..., User]
+) -> None:
+    platform = own_nats_platform
+    users, group_id, start_seq = _group(make_user, 3)
+    logins = [platform.login(user) for user in users]
+
+    def store_unpushed() -> None:
+        # Stored by this process, whose pushes go to the test session's NATS, not the platform's:
+        # for the platform it is a push lost in an outage, and no later message reveals the gap.
+        try:
+            [outcome] = send_messages([SendRequest(users[0].id, group_id, "lost-1", "pushed into the void")])
+            assert outcome.message is not None
+        finally:
+            connection.close()  # this thread's own connection: the test database must drop at the end
+
+    async def scenario() -> None:
+        clients = await _connect_all(platform, logins, ["wt0", "wt1", "ws"], {group_id: start_seq})
+        try:
+            await asyncio.to_thread(store_unpushed)
+            await asyncio.to_thread(_restart_nats, platform)
+            for client in clients:  # each node told its sessions to resync once it was back on NATS
+                got = await collect(client, 1, 60)
+                assert [(m.seq, m.body) for m in got] == [(start_seq + 1, "pushed into the void")]
+        finally:
+            await asyncio.gather(*(client.close() for client in clients))
+
+    run(scenario(), timeout=120)

@@ -20,6 +20,7 @@ export { PushAck } from './wire/push-ack.js';
 export { PushMessage } from './wire/push-message.js';
 export { ReadReceipt } from './wire/read-receipt.js';
 export { ReadUpdate } from './wire/read-update.js';
+export { Resync } from './wire/resync.js';
 export { SendError } from './wire/send-error.js';
 export { SendErrorCode } from './wire/send-error-code.js';
 export { SendMessage } from './wire/send-message.js';

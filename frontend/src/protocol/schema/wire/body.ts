@@ -14,6 +14,7 @@ import { PushAck } from '../../schema/wire/push-ack.js';
 import { PushMessage } from '../../schema/wire/push-message.js';
 import { ReadReceipt } from '../../schema/wire/read-receipt.js';
 import { ReadUpdate } from '../../schema/wire/read-update.js';
+import { Resync } from '../../schema/wire/resync.js';
 import { SendError } from '../../schema/wire/send-error.js';
 import { SendMessage } from '../../schema/wire/send-message.js';
 import { Sync } from '../../schema/wire/sync.js';
@@ -43,13 +44,14 @@ export enum Body {
   PresenceUpdate = 40,
   SystemNotification = 41,
   Kicked = 42,
-  ErrorFrame = 43
+  ErrorFrame = 43,
+  Resync = 44
 }
 
 export function unionToBody(
   type: Body,
-  accessor: (obj:Auth|AuthResult|ErrorFrame|Kicked|MessageAck|Ping|Pong|PresenceUpdate|PushAck|PushMessage|ReadReceipt|ReadUpdate|SendError|SendMessage|Sync|SyncResult|SystemNotification|Typing|TypingUpdate) => Auth|AuthResult|ErrorFrame|Kicked|MessageAck|Ping|Pong|PresenceUpdate|PushAck|PushMessage|ReadReceipt|ReadUpdate|SendError|SendMessage|Sync|SyncResult|SystemNotification|Typing|TypingUpdate|null
-): Auth|AuthResult|ErrorFrame|Kicked|MessageAck|Ping|Pong|PresenceUpdate|PushAck|PushMessage|ReadReceipt|ReadUpdate|SendError|SendMessage|Sync|SyncResult|SystemNotification|Typing|TypingUpdate|null {
+  accessor: (obj:Auth|AuthResult|ErrorFrame|Kicked|MessageAck|Ping|Pong|PresenceUpdate|PushAck|PushMessage|ReadReceipt|ReadUpdate|Resync|SendError|SendMessage|Sync|SyncResult|SystemNotification|Typing|TypingUpdate) => Auth|AuthResult|ErrorFrame|Kicked|MessageAck|Ping|Pong|PresenceUpdate|PushAck|PushMessage|ReadReceipt|ReadUpdate|Resync|SendError|SendMessage|Sync|SyncResult|SystemNotification|Typing|TypingUpdate|null
+): Auth|AuthResult|ErrorFrame|Kicked|MessageAck|Ping|Pong|PresenceUpdate|PushAck|PushMessage|ReadReceipt|ReadUpdate|Resync|SendError|SendMessage|Sync|SyncResult|SystemNotification|Typing|TypingUpdate|null {
   switch(Body[type]) {
     case 'NONE': return null; 
     case 'Auth': return accessor(new Auth())! as Auth;
@@ -71,15 +73,16 @@ export function unionToBody(
     case 'SystemNotification': return accessor(new SystemNotification())! as SystemNotification;
     case 'Kicked': return accessor(new Kicked())! as Kicked;
     case 'ErrorFrame': return accessor(new ErrorFrame())! as ErrorFrame;
+    case 'Resync': return accessor(new Resync())! as Resync;
     default: return null;
   }
 }
 
 export function unionListToBody(
   type: Body, 
-  accessor: (index: number, obj:Auth|AuthResult|ErrorFrame|Kicked|MessageAck|Ping|Pong|PresenceUpdate|PushAck|PushMessage|ReadReceipt|ReadUpdate|SendError|SendMessage|Sync|SyncResult|SystemNotification|Typing|TypingUpdate) => Auth|AuthResult|ErrorFrame|Kicked|MessageAck|Ping|Pong|PresenceUpdate|PushAck|PushMessage|ReadReceipt|ReadUpdate|SendError|SendMessage|Sync|SyncResult|SystemNotification|Typing|TypingUpdate|null, 
+  accessor: (index: number, obj:Auth|AuthResult|ErrorFrame|Kicked|MessageAck|Ping|Pong|PresenceUpdate|PushAck|PushMessage|ReadReceipt|ReadUpdate|Resync|SendError|SendMessage|Sync|SyncResult|SystemNotification|Typing|TypingUpdate) => Auth|AuthResult|ErrorFrame|Kicked|MessageAck|Ping|Pong|PresenceUpdate|PushAck|PushMessage|ReadReceipt|ReadUpdate|Resync|SendError|SendMessage|Sync|SyncResult|SystemNotification|Typing|TypingUpdate|null, 
   index: number
-): Auth|AuthResult|ErrorFrame|Kicked|MessageAck|Ping|Pong|PresenceUpdate|PushAck|PushMessage|ReadReceipt|ReadUpdate|SendError|SendMessage|Sync|SyncResult|SystemNotification|Typing|TypingUpdate|null {
+): Auth|AuthResult|ErrorFrame|Kicked|MessageAck|Ping|Pong|PresenceUpdate|PushAck|PushMessage|ReadReceipt|ReadUpdate|Resync|SendError|SendMessage|Sync|SyncResult|SystemNotification|Typing|TypingUpdate|null {
   switch(Body[type]) {
     case 'NONE': return null; 
     case 'Auth': return accessor(index, new Auth())! as Auth;
@@ -101,6 +104,7 @@ export function unionListToBody(
     case 'SystemNotification': return accessor(index, new SystemNotification())! as SystemNotification;
     case 'Kicked': return accessor(index, new Kicked())! as Kicked;
     case 'ErrorFrame': return accessor(index, new ErrorFrame())! as ErrorFrame;
+    case 'Resync': return accessor(index, new Resync())! as Resync;
     default: return null;
   }
 }
