@@ -113,18 +113,16 @@ class SendWindow:
         return []
 
     def expire(self, now: float) -> tuple[list[list[bytes]], list[str]]:
-        """Sends whose answer is overdue: (groups to publish, again or next in line; client_msg_ids of
-        the sends that ran out of retries and left the window)."""
-        again: list[_Send] = []
-        given_up: list[str] = []
-        for send in [s for s in self._in_flight if now >= s.deadline]:
-            if send.publications <= self.retries:
-                again.append(send)
-            else:
-                self._in_flight.remove(send)
-                given_up.append(send.client_msg_id)
-        groups = [self._publish(again, now)] if again else []
-        return groups + self._release(now), given_up
+        """Sends whose answer is overdue: (groups to publish again; client_msg_ids of the sends that
+        left the window unanswered). When a send runs out of retries, every send of the window
+        leaves with it, in order: the client sends them all again, so its retry of the first cannot
+        land after the ones behind it (a sender's order holds even then)."""
+        overdue = [s for s in self._in_flight if now >= s.deadline]
+        if any(send.publications > self.retries for send in overdue):
+            given_up = [send.client_msg_id for send in (*self._in_flight, *self._queue)]
+            self.clear()
+            return [], given_up
+        return ([self._publish(overdue, now)] if overdue else []), []
 
     def next_deadline(self) -> float | None:
         return min((send.deadline for send in self._in_flight), default=None)

@@ -61,16 +61,19 @@ def test_send_window_ignores_answers_for_sends_not_in_flight():
     assert sends.in_flight == 1
 
 
-def test_send_window_republishes_then_gives_up_and_releases_the_next():
-    sends = window(retries=1)
+def test_send_window_republishes_then_gives_up_on_the_send_and_every_one_behind_it():
+    sends = window(size=2, retries=1)
     sends.add("a", b"A", 0.0)
     sends.add("b", b"B", 0.0)
+    sends.add("c", b"C", 0.0)
 
     assert sends.expire(9.0) == ([], [])
     assert sends.expire(10.0) == ([[b"A"]], [])
     assert sends.next_deadline() == 20.0
-    assert sends.expire(20.0) == ([[b"B"]], ["a"])
-    assert sends.next_deadline() == 30.0
+    # b and c never left: had they gone now, the client's retry of a would be stored after them
+    assert sends.expire(20.0) == ([], ["a", "b", "c"])
+    assert (sends.queued, sends.in_flight, sends.next_deadline()) == (0, 0, None)
+    assert sends.add("d", b"D", 21.0) == [[b"D"]]  # what the client sends next goes at once
 
 
 def test_sends_queued_behind_a_group_leave_together_once_all_of_it_is_answered():

@@ -215,7 +215,7 @@ def test_an_unanswered_send_is_published_again_with_the_same_frame_after_the_sen
     assert session.next_timer() == T0 + 20
 
 
-def test_a_send_unanswered_after_every_retry_is_refused_as_unavailable_and_the_next_goes():
+def test_a_send_unanswered_after_every_retry_is_refused_as_unavailable_with_the_ones_behind_it():
     session = open_session(send_timeout=10, send_retries=3, heartbeat_timeout=1000)
     session.receive(send_frame("m1"), T0)
     session.receive(send_frame("m2"), T0)
@@ -224,9 +224,11 @@ def test_a_send_unanswered_after_every_retry_is_refused_as_unavailable_and_the_n
 
     intents = session.handle_timer(T0 + 40)
 
-    assert send_errors(intents) == [("m1", SendErrorCode.UNAVAILABLE)]
-    assert published_ids(intents) == ["m2"]
-    assert session.next_timer() == T0 + 50
+    # in order, and m2 not published: the client sends both again, m1 first
+    assert send_errors(intents) == [("m1", SendErrorCode.UNAVAILABLE), ("m2", SendErrorCode.UNAVAILABLE)]
+    assert published_ids(intents) == []
+    assert session.in_flight_sends == 0
+    assert published_ids(session.receive(send_frame("m1"), T0 + 41)) == ["m1"]
 
 
 def test_a_send_with_no_retries_allowed_is_refused_at_its_first_timeout():
