@@ -17,7 +17,8 @@ The rules it owns (numbers in SessionConfig):
 - SendMessage frames wait in a bounded FIFO and go upstream in groups, one envelope of at most
   send_window sends at a time (a sender's order survives several logic workers only so); an
   unanswered send is published again (same frame, the worker deduplicates) every send_timeout,
-  send_retries times, then refused with UNAVAILABLE;
+  send_retries times, then refused with UNAVAILABLE together with every send behind it (the client
+  sends them again in order);
 - bytes handed to the adapter and not confirmed as written are counted: a reader that falls more
   than max_pending_bytes behind is disconnected, so it never holds up anyone else;
 - after Close (or `closed`), every input is ignored.

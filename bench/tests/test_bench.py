@@ -39,6 +39,8 @@ def assert_nothing_lost(figures: dict[str, Any]) -> None:
         (["w1", "--pairs", "0"], "--pairs must be a positive integer"),
         (["w1", "--messages", "many"], "--messages must be a positive integer"),
         (["w1", "--rate", "-5"], "--rate must be a positive number"),
+        (["w5", "--envelope", "0"], "--envelope must be a positive integer"),
+        (["w5", "--envelope", "all"], "--envelope must be a positive integer"),
         (["w1", "--timeout", "0"], "--timeout must be a positive number"),
         (["w2", "--group", "1"], "--group must be at least 2"),
         (["w2", "--group", "3", "--senders", "4"], "at least --senders"),

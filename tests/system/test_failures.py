@@ -62,7 +62,7 @@ def _restart_nats(platform: Platform) -> None:
     and start it again on the same port and store."""
     assert platform.nats is not None
     platform.nats.stop()
-    time.sleep(0.5)
+    time.sleep(0.5)  # an outage, not a blip: the clients' reconnect attempts fail meanwhile
     platform.start_nats()
 
 
