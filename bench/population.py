@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts.models import Device, User
 from accounts.tokens import issue_tokens
+from bench.platform import BenchError
 from friends.models import Friendship
 from messaging.models import Conversation, Membership, Message
 from messaging.services import get_or_create_direct_conversation
@@ -46,6 +47,21 @@ class Population:
         ]
 
 
+def require_migrated() -> None:
+    """Refuses a database with migrations not applied, naming the fix, rather than failing later on a
+    missing table halfway through setting a run up."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    if pending:
+        first = pending[0][0]
+        raise BenchError(
+            f"database {connection.settings_dict['NAME']!r} has {len(pending)} unapplied migrations "
+            f"(first: {first.app_label}.{first.name}): run `manage.py migrate` on it first"
+        )
+
+
 def use_bench_database() -> str:
     """The database URL the servers get. On SQLite the development file is swapped for var/bench.sqlite3
     (migrated here) so that a bench never fills the developer's data; any other database is used as is."""
@@ -58,7 +74,9 @@ def use_bench_database() -> str:
             from django.core.management import call_command
 
             call_command("migrate", verbosity=0, interactive=False)
+        require_migrated()
         return f"sqlite:///{db['NAME']}"
+    require_migrated()
     from urllib.parse import quote
 
     user = quote(db.get("USER") or "")

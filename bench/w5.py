@@ -28,6 +28,7 @@ from django.db import connection
 
 from accounts.models import User
 from bench.node import SimNode, upstream_bytes
+from bench.population import require_migrated
 from friends.models import Friendship
 from imsite.snowflake import generator
 from messaging.models import Conversation, Membership, Message
@@ -209,6 +210,7 @@ def run_w5(
     if connection.vendor != "postgresql":
         raise RuntimeError("W5 runs on PostgreSQL: set DATABASE_URL=postgres://...")
     run = uuid.uuid4().hex[:8]
+    require_migrated()
     _vacuum()  # whatever earlier runs (of any version) left behind
     triples, user_ids = _setup(run, pairs)
     conversation_ids = [c for _, _, c in triples]

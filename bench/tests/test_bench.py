@@ -4,10 +4,15 @@ Figures are not checked (they depend on the machine); correctness and the JSON's
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 
 TRANSPORTS = ["wt", "ws"]
@@ -101,3 +106,19 @@ def test_w6_clients_come_back_and_lose_nothing(transport: str) -> None:
     assert figures["reconnects"] >= 10
     assert figures["allBackSeconds"] is not None
     assert_nothing_lost(figures)
+
+
+def test_a_database_without_its_migrations_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.sqlite3"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{empty}", "SECRET_KEY": "x"}
+    done = subprocess.run(
+        [sys.executable, str(settings.BASE_DIR / "manage.py"), "bench", "w1", "--pairs", "1", "--messages", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done
+    assert "unapplied migrations" in done.stderr, done.stderr
+    assert "run `manage.py migrate` on it first" in done.stderr
+    assert "Traceback" not in done.stderr
