@@ -7,13 +7,16 @@ on Django's connection, inside the caller's transaction.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
 import psycopg
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from psycopg.pq import TransactionStatus
 
 from friends.models import Block, Friendship
 from messaging.models import Conversation, ConversationKind, Membership, Message
@@ -66,6 +69,37 @@ def text_array(values: Sequence[str]) -> str:
     return '{"' + '","'.join(values) + '"}' if values else "{}"
 
 
+# Up to this many new messages go in by one INSERT ... SELECT FROM unnest, in the round trip of the
+# batch's UPDATEs and COMMIT; more by COPY, which costs two round trips of its own but less per row.
+SMALL_INSERT_ROWS = 64
+
+
+@contextlib.contextmanager
+def own_transaction() -> Iterator[None]:
+    """A PostgreSQL transaction for one send batch, outside any atomic block, whose BEGIN rides in
+    the round trip of the batch's reads (lock_and_read(begin=True)) and whose COMMIT in that of its
+    writes (record_sends(commit=True)). Django's atomic spends a round trip on each, and with COPY's
+    two that made six a batch: at the small batches of moderate traffic the round trips, not the
+    rows, were the cost of a batch. What is still open at the end (a batch that stored nothing) is
+    committed here; on an error it is rolled back before the error goes on."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql" or db.in_atomic_block:
+        raise RuntimeError("own_transaction is for PostgreSQL outside an atomic block")
+    db.ensure_connection()
+    raw = db.connection
+    try:
+        yield
+    except BaseException:
+        if raw.info.transaction_status != TransactionStatus.IDLE:
+            # On a broken connection the error in hand says more (and Django closes the connection).
+            with contextlib.suppress(psycopg.Error):
+                raw.execute("ROLLBACK")
+        raise
+    if raw.info.transaction_status != TransactionStatus.IDLE:
+        with db.wrap_database_errors:
+            raw.execute("COMMIT")
+
+
 class BatchReads(NamedTuple):
     """What a send batch reads under its conversation locks."""
 
@@ -83,15 +117,41 @@ class BatchReads(NamedTuple):
 
 
 def lock_and_read(
-    conversation_ids: Collection[int], keys: Collection[tuple[int, str]], *, friendships: bool
+    conversation_ids: Collection[int], keys: Collection[tuple[int, str]], *, friendships: bool, begin: bool = False
 ) -> BatchReads:
     """Locks the batch's live conversations in id order (PostgreSQL; SQLite serialises writers on
     its own), then reads what the rules need. On PostgreSQL that is one round trip of five
     statements: the locks are held from the first, and each waiting round trip of the locked part
-    is paid by every batch queued behind it (W5)."""
-    if connection.vendor != "postgresql":
+    is paid by every batch queued behind it (W5). `begin` opens own_transaction's transaction first."""
+    db = connections[DEFAULT_DB_ALIAS]  # one lookup: each attribute read through `connection` costs one
+    if db.vendor != "postgresql":
         return _lock_and_read_orm(conversation_ids, keys, friendships=friendships)
     senders, cmids = zip(*keys, strict=True) if keys else ((), ())
+    params = {"c": int_array(conversation_ids), "s": int_array(senders), "k": text_array(cmids)}
+    results: list[list[tuple[Any, ...]]] = []
+    db.ensure_connection()
+    # A client-side binding cursor sends the statements as one simple query (Django's cursor API
+    # runs one statement a call); errors still become Django's.
+    with db.wrap_database_errors, psycopg.ClientCursor(db.connection) as cursor:
+        cursor.execute(_lock_and_read_sql(friendships=friendships, begin=begin), params)
+        if begin:
+            cursor.nextset()  # BEGIN's result holds no rows
+        results.append(cursor.fetchall())
+        while cursor.nextset():
+            results.append(cursor.fetchall())
+    locked, stored, memberships, blocks, *friends = results
+    return BatchReads(
+        {cid: (seq, kind, key) for cid, seq, kind, key in locked},
+        stored,
+        memberships,
+        {(user, other) for user, other in blocks},
+        {(user, other) for user, other in friends[0]} if friends else set(),
+    )
+
+
+@functools.cache
+def _lock_and_read_sql(*, friendships: bool, begin: bool) -> str:
+    """lock_and_read's statements on PostgreSQL, as one simple query (parameters c, s and k)."""
     conversation_table = _table(Conversation)
     # The two users of each direct conversation, both ways: '<lower id>:<higher id>'.
     pairs = (
@@ -121,24 +181,7 @@ def lock_and_read(
             f"{pairs}SELECT x.user_id, x.friend_id FROM {_table(Friendship)} AS x "  # noqa: S608
             "JOIN pairs ON x.user_id = pairs.a AND x.friend_id = pairs.b WHERE NOT x.deleted"
         )
-    params = {"c": int_array(conversation_ids), "s": int_array(senders), "k": text_array(cmids)}
-    results: list[list[tuple[Any, ...]]] = []
-    connection.ensure_connection()
-    # A client-side binding cursor sends the statements as one simple query (Django's cursor API
-    # runs one statement a call); errors still become Django's.
-    with connection.wrap_database_errors, psycopg.ClientCursor(connection.connection) as cursor:
-        cursor.execute("; ".join(statements), params)
-        results.append(cursor.fetchall())
-        while cursor.nextset():
-            results.append(cursor.fetchall())
-    locked, stored, memberships, blocks, *friends = results
-    return BatchReads(
-        {cid: (seq, kind, key) for cid, seq, kind, key in locked},
-        stored,
-        memberships,
-        {(user, other) for user, other in blocks},
-        {(user, other) for user, other in friends[0]} if friends else set(),
-    )
+    return ("BEGIN; " if begin else "") + "; ".join(statements)
 
 
 def _lock_and_read_orm(
@@ -179,21 +222,26 @@ def _lock_and_read_orm(
     return BatchReads(conversations, stored, memberships, blocks & pairs, friends & pairs)
 
 
+@functools.cache
 def _table(model: Any) -> str:
+    """A model's table name, quoted (a process talks to one database, so once is enough)."""
     return str(connection.ops.quote_name(model._meta.db_table))
 
 
 def record_sends(
     rows: Sequence[NewMessage], last_seq: dict[int, int], last_message_id: dict[int, int], read_upto: dict[int, int],
-    now: datetime,
+    now: datetime, *, commit: bool = False,
 ) -> None:  # fmt: skip
     """Writes a batch: each conversation's last_seq and last_message_id, the senders' read positions
-    ({membership id: seq}, moved forward only) and the new messages (COPY on PostgreSQL)."""
+    ({membership id: seq}, moved forward only) and the new messages. On PostgreSQL the UPDATEs, a
+    small batch's INSERT and (with `commit`, in own_transaction) the COMMIT are one round trip; a
+    larger batch's messages go first, by COPY."""
     ids = list(last_seq)
     seqs = [last_seq[i] for i in ids]
     last_ids = [last_message_id[i] for i in ids]
     conversations, memberships = _table(Conversation), _table(Membership)
-    if connection.vendor == "postgresql":
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor == "postgresql":
         statements: list[str] = []
         params: dict[str, object] = {"now": now}
         if ids:
@@ -209,12 +257,18 @@ def record_sends(
                 "WHERE m.id = v.id AND m.last_read_seq < v.seq"
             )
             params |= {"m": int_array(read_upto), "ms": int_array(read_upto.values())}
+        if len(rows) <= SMALL_INSERT_ROWS:
+            if rows:
+                statements.append(_insert_statement(rows, params))
+        else:
+            insert_new_messages(rows, now)
+        if commit:
+            statements.append("COMMIT")
         if statements:
-            connection.ensure_connection()
-            # One round trip for both (a client-side binding cursor sends them as one simple query).
-            with connection.wrap_database_errors, psycopg.ClientCursor(connection.connection) as cursor:
+            db.ensure_connection()
+            # One round trip for all (a client-side binding cursor sends them as one simple query).
+            with db.wrap_database_errors, psycopg.ClientCursor(db.connection) as cursor:
                 cursor.execute("; ".join(statements), params)
-        insert_new_messages(rows, now)
         return
     with connection.cursor() as cursor:
         cursor.executemany(
@@ -226,6 +280,22 @@ def record_sends(
             [(seq, now, mid, seq) for mid, seq in read_upto.items()],
         )
     insert_new_messages(rows, now)
+
+
+def _insert_statement(rows: Sequence[NewMessage], params: dict[str, object]) -> str:
+    """INSERT of new messages from one array parameter per column (PostgreSQL), for record_sends'
+    round trip; the parameters are added to `params`."""
+    mids, cids, seqs, senders, cmids, kinds, bodies, replies = zip(*rows, strict=True)
+    params |= {
+        "n_id": int_array(mids), "n_c": int_array(cids), "n_seq": int_array(seqs), "n_s": int_array(senders),
+        "n_k": text_array(cmids), "n_kind": text_array(kinds), "n_b": text_array(bodies), "n_r": int_array(replies),
+    }  # fmt: skip
+    return (
+        f"INSERT INTO {_table(Message)} ({', '.join(MESSAGE_COLUMNS)}) "  # noqa: S608
+        "SELECT v.id, %(now)s, %(now)s, false, v.c, v.seq, v.s, v.k, v.kind, v.b, v.r, NULL, false "
+        "FROM unnest(%(n_id)s::bigint[], %(n_c)s::bigint[], %(n_seq)s::bigint[], %(n_s)s::bigint[], "
+        "%(n_k)s::text[], %(n_kind)s::text[], %(n_b)s::text[], %(n_r)s::bigint[]) AS v(id, c, seq, s, k, kind, b, r)"
+    )
 
 
 # A new message row: (id, conversation_id, seq, sender_id, client_msg_id, kind, body, reply_to_id);
@@ -247,7 +317,8 @@ def insert_new_messages(rows: Sequence[NewMessage], now: datetime) -> None:
         return
     table = _table(Message)
     columns = ", ".join(MESSAGE_COLUMNS)
-    if connection.vendor == "postgresql":
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor == "postgresql":
         ts = now.isoformat()
         esc = _COPY_ESCAPES
         # Most batches hold no tab, newline, carriage return or backslash at all: one scan of all
@@ -261,11 +332,11 @@ def insert_new_messages(rows: Sequence[NewMessage], now: datetime) -> None:
                 for mid, cid, seq, sender, cmid, kind, body, reply in rows
             ]
         ).encode()
-        connection.ensure_connection()
+        db.ensure_connection()
         # The raw psycopg cursor (COPY is not in Django's cursor API); errors still become Django's.
         with (
-            connection.wrap_database_errors,
-            connection.connection.cursor() as cursor,
+            db.wrap_database_errors,
+            db.connection.cursor() as cursor,
             cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
         ):
             copy.write(data)

@@ -14,9 +14,12 @@ A whole batch is one transaction with a fixed number of queries, however many me
 6. the replied-to messages (only when a request replies to one);
 7. one UPDATE of every conversation of the batch: last_seq, last_message_id, updated_at;
 8. one UPDATE of the senders' read positions, so nobody has their own messages as unread;
-9. one INSERT of the messages: COPY on PostgreSQL, executemany on SQLite.
-On PostgreSQL 1-5 are one round trip and 7-8 another: every round trip made while the
-conversations are locked is waited for by the batches queued behind them.
+9. one INSERT of the messages: on PostgreSQL an INSERT from arrays for a small batch, COPY for a
+   larger one (bulk.SMALL_INSERT_ROWS); executemany on SQLite.
+On PostgreSQL 1-5 are one round trip and 7-9 another: every round trip made while the
+conversations are locked is waited for by the batches queued behind them. Outside a caller's
+transaction (the logic worker, the REST send) the BEGIN rides with 1-5 and the COMMIT with 7-9
+(bulk.own_transaction), so a small batch costs two round trips in all (COPY adds two).
 The statements are written per database in bulk.py: the ORM's generic forms cost more CPU than the
 database work at these batch sizes.
 
@@ -37,7 +40,7 @@ from enum import StrEnum
 
 import msgspec
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from imsite.snowflake import generator
@@ -136,10 +139,13 @@ def send_batch(requests: Sequence[SendRequest], *, allow_system: bool = False) -
     """send_messages, also returning the members of the batch's conversations (see SentBatch)."""
     if not requests:
         return SentBatch([], {})
+    # Outside a caller's transaction, on PostgreSQL, the batch's BEGIN and COMMIT ride with its reads
+    # and writes (bulk.own_transaction); inside one, or on SQLite, it is an atomic block.
+    own = connection.vendor == "postgresql" and not connection.in_atomic_block
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            with transaction.atomic():
-                batch = _Batch(requests, allow_system=allow_system)
+            with bulk.own_transaction() if own else transaction.atomic():
+                batch = _Batch(requests, allow_system=allow_system, own_transaction=own)
                 return SentBatch(batch.run(), batch.members)
         except IntegrityError:
             # A concurrent batch stored one of our (sender, client_msg_id) keys after we looked:
@@ -227,9 +233,11 @@ def _as_stored(row: Message) -> StoredMessage:
     )
 
 
-def _lock_and_read(conversation_ids: set[int], keys: set[tuple[int, str]], *, friendships: bool) -> bulk.BatchReads:
+def _lock_and_read(
+    conversation_ids: set[int], keys: set[tuple[int, str]], *, friendships: bool, begin: bool
+) -> bulk.BatchReads:
     """bulk.lock_and_read (a seam for the test of a send racing another send of the same message)."""
-    return bulk.lock_and_read(conversation_ids, keys, friendships=friendships)
+    return bulk.lock_and_read(conversation_ids, keys, friendships=friendships, begin=begin)
 
 
 def _direct_peer(key: str, sender_id: int) -> int:
@@ -240,9 +248,10 @@ def _direct_peer(key: str, sender_id: int) -> int:
 class _Batch:
     """One pass over a batch inside the caller's transaction. Indexes are positions in the input."""
 
-    def __init__(self, requests: Sequence[SendRequest], *, allow_system: bool) -> None:
+    def __init__(self, requests: Sequence[SendRequest], *, allow_system: bool, own_transaction: bool) -> None:
         self.requests = requests
         self.allow_system = allow_system
+        self.own_transaction = own_transaction  # bulk.own_transaction: BEGIN with the reads, COMMIT with the writes
         self.outcomes: list[SendOutcome | None] = [None] * len(requests)
         self.duplicate_of: dict[int, int] = {}  # index -> index of the accepted request with the same key
         self.memberships: dict[tuple[int, int], int] = {}  # (conversation, user) -> live membership id
@@ -285,6 +294,7 @@ class _Batch:
             {requests[i].conversation_id for i in candidates},
             {(requests[i].sender_id, requests[i].client_msg_id) for i in candidates},
             friendships=self.require_friendship,
+            begin=self.own_transaction,
         )
         conversations = reads.conversations
         self.last_seq = {cid: seq for cid, (seq, _, _) in conversations.items()}
@@ -415,4 +425,6 @@ class _Batch:
             membership_id = memberships.get((cid, sender))
             if membership_id is not None:
                 read_upto[membership_id] = seq
-        bulk.record_sends(rows, {cid: next_seq[cid] - 1 for cid in last_id}, last_id, read_upto, now)
+        bulk.record_sends(
+            rows, {cid: next_seq[cid] - 1 for cid in last_id}, last_id, read_upto, now, commit=self.own_transaction
+        )

@@ -10,40 +10,16 @@ from accounts.models import User
 from imsite.errors import Forbidden, InvalidInput, NotFound
 from messaging import selectors
 from messaging.models import Conversation, Membership, Message
+from messaging.services import conversations as conversation_services
 from messaging.services import (
-    SendStatus,
     get_or_create_direct_conversation,
     mark_read,
     mark_read_by_id,
     recall_message,
-    send_messages,
-    sending,
 )
-from messaging.services import conversations as conversation_services
-from messaging.tests.conftest import send, text
+from messaging.tests.conftest import send
 
 pytestmark = pytest.mark.django_db
-
-
-def test_a_send_that_races_a_concurrent_send_of_the_same_message_answers_duplicate(
-    alice: User, direct: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (first,) = send_messages([text(alice, direct, "raced")])
-    real = sending._lock_and_read
-    calls: list[int] = []
-
-    def blind_first_time(conversations: set[int], keys: set[tuple[int, str]], *, friendships: bool) -> Any:
-        calls.append(1)
-        reads = real(conversations, keys, friendships=friendships)
-        return reads._replace(stored=[]) if len(calls) == 1 else reads
-
-    monkeypatch.setattr(sending, "_lock_and_read", blind_first_time)
-    (again,) = send_messages([text(alice, direct, "raced")])
-
-    assert len(calls) == 2, "the unique constraint stopped the insert and the batch ran again"
-    assert again.status is SendStatus.DUPLICATE
-    assert again.message == first.message
-    assert Conversation.objects.get(id=direct).last_seq == 1
 
 
 def test_two_people_opening_the_same_direct_conversation_at_once_share_it(
