@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -157,6 +158,25 @@ class SessionConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels
     channel_layer_alias = "websocket-sessions-use-no-layer"
     connection: Connection | None = None
     transport: WebSocketTransport | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Channels' AsyncConsumer.__call__ for a consumer without a channel layer. Channels waits on
+        the socket and the layer together (a new task and an asyncio.wait for every frame); with
+        no layer the socket's messages are awaited one by one, and a frame goes straight to the
+        session."""
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "websocket.receive" and self.connection is not None:
+                    data = message.get("bytes")
+                    self.connection.on_frame(data if data is not None else (message.get("text") or "").encode())
+                else:
+                    await self.dispatch(message)
+        except StopConsumer:
+            pass
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' dispatch first runs close_old_connections through sync_to_async: a thread hop
