@@ -10,9 +10,12 @@ def presence_user(user_id: int) -> str:
     return f"{PREFIX}:presence:user:{user_id}"
 
 
+PRESENCE_NODE_PREFIX = f"{PREFIX}:presence:node:"
+
+
 def presence_node(node_id: str) -> str:
-    """STRING with a TTL: the access node is alive while this key exists."""
-    return f"{PREFIX}:presence:node:{node_id}"
+    """STRING with a TTL: the access node is alive while this key exists (PRESENCE_NODE_PREFIX + id)."""
+    return f"{PRESENCE_NODE_PREFIX}{node_id}"
 
 
 # The embedded backend keeps presence in a NATS JetStream key-value bucket of this name,

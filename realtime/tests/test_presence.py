@@ -54,6 +54,38 @@ async def test_a_burst_of_registrations_and_lookups_all_go_through(nats_url: str
     assert bool(settings.REDIS_URL) == (type(store).__name__ == "RedisPresence")
 
 
+async def test_the_entries_of_a_node_whose_liveness_key_is_gone_are_not_located(nats_url: str) -> None:
+    nc = await nats.connect(nats_url)
+    store = await open_presence(nc.jetstream(), ttl=30)
+    if not settings.REDIS_URL:  # the embedded store has no liveness keys: entries expire with the bucket
+        assert isinstance(store, NatsKvPresence)
+        await store.close()
+        await nc.close()
+        return
+    import redis.asyncio as aioredis
+
+    from imsite import redis_keys
+
+    run = uuid.uuid4().hex[:8]
+    both, dead_only = (10**15 + uuid.uuid4().int % 10**12 + i for i in range(2))
+    dead, live = f"dead-{run}", f"live/{run}"  # a node id may hold a "/": the field's last one counts
+    entries = [Location(both, dead, 1, 11), Location(both, live, 2, 12), Location(dead_only, dead, 3, 13)]
+    client = aioredis.Redis.from_url(settings.REDIS_URL)
+    try:
+        for location in entries:
+            await store.register(location)
+        assert await store.locate([both, dead_only]) == {both: entries[:2], dead_only: entries[2:]}
+
+        await client.delete(redis_keys.presence_node(dead))  # the node stopped refreshing and its key expired
+
+        assert await store.locate([both, dead_only]) == {both: [entries[1]]}
+    finally:
+        await client.delete(*(redis_keys.presence_user(user) for user in (both, dead_only)))
+        await client.aclose()
+        await store.close()
+        await nc.close()
+
+
 async def _eventually_gone(store: object, user_ids: list[int]) -> None:
     locate = store.locate  # type: ignore[attr-defined]
     for _ in range(200):  # the KV replica hears of deletes asynchronously: up to 10 s
