@@ -30,10 +30,13 @@ done
 token=$(curl -fsS -X POST "http://127.0.0.1:$port/api/v1/auth/login" -H 'Content-Type: application/json' \
   -d '{"username":"alice","password":"demo-pass-123"}' | $BIN/python -c 'import json,sys; print(json.load(sys.stdin)["data"]["accessToken"])')
 status=0
+# One worker: with two, hypothesis parses lambdas' source in both threads at once, and CPython 3.11.7
+# sometimes fails that with "SystemError: AST constructor recursion depth mismatch" (python/cpython
+# gh-106905), which schemathesis reports as an error of the run.
 $BIN/schemathesis run "http://127.0.0.1:$port/api/schema/" \
   -H "Authorization: Bearer $token" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
-  --phases examples,coverage,fuzzing --max-time "$MAX_TIME" --workers 2 --request-timeout 10 \
+  --phases examples,coverage,fuzzing --max-time "$MAX_TIME" --workers 1 --request-timeout 10 \
   --suppress-health-check all || status=$?
 for log in daphne logic; do
   if grep -q "Traceback" "$work/$log.log"; then
