@@ -151,6 +151,7 @@ class ImClient:
         self._unacked: dict[str, _Pending] = {}  # in the order sent
         self._unread_receipts: dict[int, int] = {}  # read receipts not sent yet, by conversation
         self._send_lock = asyncio.Lock()
+        self._flush_scheduled = False
         self._background: set[asyncio.Task[None]] = set()
         self._transport: Transport | None = None
         self._generation = 0
@@ -261,7 +262,7 @@ class ImClient:
         pending = _Pending(frame, asyncio.get_running_loop().create_future())
         self._unacked[client_msg_id] = pending
         try:
-            await self._flush()
+            self._flush_soon()
             return await asyncio.shield(pending.future)
         finally:
             if self._unacked.get(client_msg_id) is pending:
@@ -457,12 +458,28 @@ class ImClient:
         del self._unacked[error.client_msg_id]
         pending.future.set_exception(SendRefused(error.code, error.reason))
 
+    def _flush_soon(self) -> None:
+        """A flush at the end of this event-loop iteration: the sends made meanwhile (a window
+        refilled by one batch of acks) leave in one transport write instead of one each."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        self._spawn_flush()
+
     def _spawn_flush(self) -> None:
         if self._done.is_set():
             return
         task = asyncio.get_running_loop().create_task(self._flush())
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._flush_done)
+
+    def _flush_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # a bug: a closed transport returns
+            logger.error("flush failed", exc_info=task.exception())
 
     def _handle(self, frame: AnyFrame) -> bool:
         """Act on one server frame; False when the session must end (kicked)."""

@@ -93,9 +93,14 @@ class WebSocketTransport:
     async def send(self, frames: Sequence[bytes]) -> None:
         if self._closed is not None:
             raise self._closed
+        connection = self._connection
         try:
-            for frame in frames:
-                await self._connection.send(frame)
+            # What Connection.send does for one message, for all of them in one context (its checks,
+            # then one write of the protocol's output): per-message send() was a quarter of the W1
+            # load generator's time.
+            async with connection.send_context():
+                for frame in frames:
+                    connection.protocol.send_binary(frame)
         except ConnectionClosed as error:
             raise TransportClosed(*_close_of(error)) from error
 

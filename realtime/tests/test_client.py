@@ -233,6 +233,26 @@ async def test_connect_authenticates_and_send_returns_the_ack(server: FakeServer
         assert client.unacked == []
 
 
+async def test_sends_made_together_leave_in_one_write_and_in_order(
+    server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes: list[list[Any]] = []
+    real_send = WebSocketTransport.send
+
+    async def counting_send(self: WebSocketTransport, frames: Any) -> None:
+        writes.append([type(decode_frame(f)).__name__ for f in frames])
+        await real_send(self, frames)
+
+    monkeypatch.setattr(WebSocketTransport, "send", counting_send)
+    async with make_client(server) as client:
+        writes.clear()  # Auth
+        acks = await within(asyncio.gather(*(client.send(5, f"m{i}", f"c-{i}") for i in range(10))))
+
+        assert [ack.seq for ack in acks] == list(range(1, 11))
+        assert [s.body for s in server.sends_seen] == [f"m{i}" for i in range(10)]
+        assert writes == [["SendMessage"] * 10]
+
+
 async def test_pushes_are_delivered_in_order_and_duplicates_once(server: FakeServer) -> None:
     delivered: list[int] = []
     async with make_client(server, on_message=lambda m: delivered.append(m.seq)) as client:
