@@ -523,7 +523,10 @@ class AccessNode:
 
     def _schedule_timer(self, connection: Connection) -> None:
         deadline = connection.session.next_timer()
-        if deadline is None or deadline == connection.scheduled:
+        if deadline is None or (connection.scheduled is not None and connection.scheduled <= deadline):
+            # An earlier wake-up stands: the session then reschedules (early, its timer does nothing).
+            # Every frame received moves the heartbeat deadline later, and a heap entry per frame
+            # was a few percent of the node's time.
             return
         connection.scheduled = deadline
         heapq.heappush(self._timers, (deadline, connection.connection_id))
