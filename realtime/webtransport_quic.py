@@ -13,6 +13,7 @@ import asyncio
 import logging
 import struct
 
+from aioquic import tls
 from aioquic.buffer import Buffer, BufferReadError, encode_uint_var  # type: ignore[attr-defined]
 from aioquic.quic.connection import NetworkAddress, QuicConnection
 from aioquic.quic.events import QuicEvent
@@ -53,16 +54,32 @@ def header_value(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | Non
     return next((value for key, value in headers if key == name), None)
 
 
+# How long the ACK of a received packet may wait for data to ride on. aioquic sends it 1 ms after
+# the packet, alone, even when data leaves a moment later: for a message and its answer that was a
+# packet more on each side, and every packet costs both ends about as much CPU as its contents. Kept
+# well under the 25 ms aioquic announces as max_ack_delay, which the peer's loss timers allow for.
+ACK_DELAY = 0.010
+
+
 class QuicDriver:
-    """One QuicConnection on an asyncio datagram transport. Subclasses implement `handle_event`."""
+    """One QuicConnection on an asyncio datagram transport. Subclasses implement `handle_event`.
+
+    ACKs: a received packet's ACK waits up to ACK_DELAY and leaves with the next data written
+    meanwhile, in the same packet; only with nothing to say does it go alone.
+    """
 
     def __init__(self, quic: QuicConnection, transport: asyncio.DatagramTransport) -> None:
+        # aioquic has no setting for its ACK delay, nor for sending a pending ACK with data: these
+        # two private attributes (_ack_delay here, the 1-RTT space's ack_at in transmit) are read
+        # and written only in this class.
+        quic._ack_delay = ACK_DELAY
         self.quic = quic
         self._transport = transport
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._flush: asyncio.Handle | None = None
+        self._received_unacked = 0  # datagrams received since an ACK last left
         self.stopped = False
 
     def handle_event(self, event: QuicEvent) -> None:
@@ -71,7 +88,13 @@ class QuicDriver:
     def datagram_received(self, data: bytes, addr: NetworkAddress) -> None:
         if self.stopped:
             return
-        self.quic.receive_datagram(data, addr, now=self._loop.time())
+        now = self._loop.time()
+        self.quic.receive_datagram(data, addr, now=now)
+        # RFC 9000 13.2.2: an ACK at the latest after a second packet; a burst (a long frame) is not
+        # held back a whole ACK_DELAY per two packets' worth of the peer's congestion window.
+        self._received_unacked += 1
+        if self._received_unacked >= 2:
+            self._ack_now(now)
         self._process_events()
         self.transmit()
 
@@ -82,7 +105,7 @@ class QuicDriver:
 
     def sent_offset(self, stream_id: int) -> int:
         """How far into a stream QUIC has sent (the rest of what was written waits on flow or congestion
-        control). aioquic has no public accessor for a stream's send state: this is its one private read."""
+        control). aioquic has no public accessor for a stream's send state (a private read, as for ACKs above)."""
         stream = self.quic._streams.get(stream_id)
         return 0 if stream is None else int(stream.sender.highest_offset)
 
@@ -91,19 +114,29 @@ class QuicDriver:
             self._flush = self._loop.call_soon(self.transmit)
 
     def transmit(self) -> None:
-        if self._flush is not None:
+        now = self._loop.time()
+        if self._flush is not None:  # data was written: a pending ACK rides with it
             self._flush.cancel()
             self._flush = None
+            self._ack_now(now)
         if self.stopped:
             return
-        for data, addr in self.quic.datagrams_to_send(now=self._loop.time()):
+        for data, addr in self.quic.datagrams_to_send(now=now):
             self._transport.sendto(data, addr)
+        space = self.quic._spaces.get(tls.Epoch.ONE_RTT)
+        if space is None or space.ack_at is None:
+            self._received_unacked = 0
         timer_at = self.quic.get_timer()
         if timer_at != self._timer_at:
             if self._timer is not None:
                 self._timer.cancel()
             self._timer = None if timer_at is None else self._loop.call_at(timer_at, self._on_timer)
             self._timer_at = timer_at
+
+    def _ack_now(self, now: float) -> None:
+        space = self.quic._spaces.get(tls.Epoch.ONE_RTT)
+        if space is not None and space.ack_at is not None and space.ack_at > now:
+            space.ack_at = now
 
     def stop(self) -> None:
         """Forget the connection: no more timer ticks or transmits."""
