@@ -26,7 +26,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from realtime.client.transports import Transport, TransportClosed, TransportFactory
+from realtime.client.transports import Transport, TransportClosed, TransportError, TransportFactory
 from schema.codec import (
     AnyFrame,
     Auth,
@@ -63,6 +63,7 @@ Event = ReadUpdate | TypingUpdate | PresenceUpdate | SystemNotification | Kicked
 """What the client hands to `on_event` besides messages."""
 
 _CONNECT_ERRORS = (OSError, TimeoutError, FrameError)  # worth another try
+SERVER_CLOSE_CODES = 4000  # the session core's close codes (ErrorCode) start here
 # Auth answers that say "not now" rather than "not this token": a node too busy to see the Auth frame in
 # time (a reconnect storm), one shutting down, one failing inside. The reconnect goes on after them.
 _TRANSIENT_AUTH_CODES = frozenset({ErrorCode.AUTH_TIMEOUT, ErrorCode.UNAVAILABLE, ErrorCode.INTERNAL})
@@ -515,7 +516,12 @@ class ImClient:
                     try:
                         batch = await transport.recv_batch()
                     except TransportClosed as error:
-                        raise AuthError(error.code or ErrorCode.AUTH_FAILED, error.reason or "closed") from error
+                        # The server gives its verdicts as codes of 4000 and up; anything else (none, a
+                        # reset stream, WebSocket's 1006 for a lost link) says nothing of the token.
+                        if error.code < SERVER_CLOSE_CODES:
+                            reason = error.reason or f"code {error.code}"
+                            raise TransportError(f"the connection closed before the Auth answer ({reason})") from error
+                        raise AuthError(error.code, error.reason or "closed") from error
                     for index, data in enumerate(batch):
                         frame = decode_frame(data)
                         if isinstance(frame, AuthResult):

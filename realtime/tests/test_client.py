@@ -83,6 +83,7 @@ class FakeServer:
     lose_syncs: int = 0  # the next Sync frames go unanswered, as one lost in a NATS restart would
     token: str = TOKEN  # the one token accepted
     auth_timeouts: int = 0  # the next connections answered with AUTH_TIMEOUT, as a node too busy would
+    auth_drops: int = 0  # the next connections dropped at their Auth without a word, as a lost stream is
     connections: list[ServerConnection] = field(default_factory=list)
     authed: asyncio.Queue[ServerConnection] = field(default_factory=asyncio.Queue)
     frames: asyncio.Queue[tuple[int, ClientFrame]] = field(default_factory=asyncio.Queue)  # (connection no., frame)
@@ -164,6 +165,10 @@ class FakeServer:
         number = len(self.connections)
         try:
             auth = decode_client_frame(await connection.recv(decode=False))
+            if self.auth_drops:
+                self.auth_drops -= 1
+                connection.transport.abort()
+                return
             if self.auth_timeouts:
                 self.auth_timeouts -= 1
                 await self.send(connection, ErrorFrame(code=ErrorCode.AUTH_TIMEOUT, message="no Auth in time"))
@@ -394,11 +399,16 @@ async def test_a_token_refused_at_reconnect_stops_the_client(server: FakeServer)
     await client.close()
 
 
-async def test_an_auth_timeout_at_reconnect_is_retried_not_fatal(server: FakeServer) -> None:
+@pytest.mark.parametrize("failure", ["auth_timeouts", "auth_drops"])
+async def test_an_auth_timeout_or_a_drop_at_auth_is_retried_at_reconnect_not_fatal(
+    server: FakeServer, failure: str
+) -> None:
+    """AUTH_TIMEOUT says "not now", and a connection dropped without a word (a stream reset in a
+    reconnect storm, a lost link) says nothing of the token: neither is a refusal."""
     client = make_client(server)
     await within(client.connect())
     connection = await within(server.authed.get())
-    server.auth_timeouts = 2
+    setattr(server, failure, 2)
     connection.transport.abort()
     await within(server.authed.get())  # the third attempt gets in
     await within(client.wait_connected())
@@ -406,6 +416,12 @@ async def test_an_auth_timeout_at_reconnect_is_retried_not_fatal(server: FakeSer
     assert len(server.connections) == 4
     assert (await within(client.send(1, "still here"))).seq == 1
     await client.close()
+
+
+async def test_a_first_connect_dropped_at_auth_without_a_word_is_a_transport_error(server: FakeServer) -> None:
+    server.auth_drops = 1
+    with pytest.raises(TransportError, match="closed before the Auth answer"):
+        await within(make_client(server).connect())
 
 
 async def test_an_unknown_conversation_starts_at_its_first_message(server: FakeServer) -> None:
