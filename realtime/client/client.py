@@ -108,6 +108,7 @@ class ClientClosed(ClientError):
 class _Pending:
     frame: SendMessage
     future: asyncio.Future[MessageAck]
+    data: bytes  # the frame, encoded once
     generation: int = -1  # the connection it was last written to
 
 
@@ -259,12 +260,14 @@ class ImClient:
         frame = SendMessage(
             client_msg_id=client_msg_id, conversation_id=conversation_id, kind=kind, body=body, reply_to_id=reply_to_id
         )
-        encode_frame(frame)  # a number out of range fails here, not on the connection
-        pending = _Pending(frame, asyncio.get_running_loop().create_future())
+        data = encode_frame(frame)  # a number out of range fails here, not on the connection
+        pending = _Pending(frame, asyncio.get_running_loop().create_future(), data)
         self._unacked[client_msg_id] = pending
         try:
             self._flush_soon()
-            return await asyncio.shield(pending.future)
+            # Cancelling this wait cancels the future, and the finally forgets the send: every
+            # answer for it is then ignored (its handlers look it up, and check done()).
+            return await pending.future
         finally:
             if self._unacked.get(client_msg_id) is pending:
                 del self._unacked[client_msg_id]
@@ -301,7 +304,7 @@ class ImClient:
             receipts = [ReadReceipt(conversation_id=c, seq=s) for c, s in self._unread_receipts.items()]
             if not batch and not receipts:
                 return
-            frames = [encode_frame(pending.frame) for pending in batch] + [encode_frame(r) for r in receipts]
+            frames = [pending.data for pending in batch] + [encode_frame(r) for r in receipts]
             try:
                 await transport.send(frames)
             except TransportClosed:

@@ -258,6 +258,24 @@ async def test_sends_made_together_leave_in_one_write_and_in_order(
         assert writes == [["SendMessage"] * 10]
 
 
+async def test_a_cancelled_send_is_forgotten_and_not_sent_again_after_a_reconnect(server: FakeServer) -> None:
+    server.hold_acks = True
+    async with make_client(server) as client:
+        waiting = asyncio.get_running_loop().create_task(client.send(5, "never mind", "c-gone"))
+        await within(server.next_frame(SendMessage))
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert client.unacked == []
+
+        server.hold_acks = False
+        (await within(server.authed.get())).transport.abort()
+        ack = await within(client.send(5, "after the drop", "c-next"))
+
+        assert ack.seq == 2  # the cancelled one may have been stored: only its answer is ignored
+        assert [s.client_msg_id for s in server.sends_seen] == ["c-gone", "c-next"]
+
+
 async def test_pushes_are_delivered_in_order_and_duplicates_once(server: FakeServer) -> None:
     delivered: list[int] = []
     async with make_client(server, on_message=lambda m: delivered.append(m.seq)) as client:
