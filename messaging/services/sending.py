@@ -19,7 +19,8 @@ A whole batch is one transaction with a fixed number of queries, however many me
 On PostgreSQL 1-5 are one round trip and 7-9 another: every round trip made while the
 conversations are locked is waited for by the batches queued behind them. Outside a caller's
 transaction (the logic worker, the REST send) the BEGIN rides with 1-5 and the COMMIT with 7-9
-(bulk.own_transaction), so a small batch costs two round trips in all (COPY adds two).
+(bulk.own_transaction), so a small batch costs two round trips in all (COPY adds two), and a small
+batch's statements run prepared (planning them cost PostgreSQL more than running them).
 The statements are written per database in bulk.py: the ORM's generic forms cost more CPU than the
 database work at these batch sizes.
 
@@ -40,7 +41,7 @@ from enum import StrEnum
 
 import msgspec
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, ProgrammingError, connection, transaction
 from django.utils import timezone
 
 from imsite.snowflake import generator
@@ -147,6 +148,12 @@ def send_batch(requests: Sequence[SendRequest], *, allow_system: bool = False) -
             with bulk.own_transaction() if own else transaction.atomic():
                 batch = _Batch(requests, allow_system=allow_system, own_transaction=own)
                 return SentBatch(batch.run(), batch.members)
+        except ProgrammingError as error:
+            # A database session that lost the send path's prepared statements (a server-side
+            # DISCARD, a pooler): own_transaction forgot them, and the next pass prepares them again.
+            if not bulk.lost_prepared_statements(error) or attempt == ATTEMPTS:
+                raise
+            logger.warning("the send path's prepared statements were gone; preparing them again")
         except IntegrityError:
             # A concurrent batch stored one of our (sender, client_msg_id) keys after we looked:
             # the whole batch rolled back; the next pass finds that message and answers duplicate.

@@ -102,8 +102,16 @@ def test_a_failing_write_rolls_the_whole_batch_back_and_the_next_batch_is_stored
     alice: User, direct: int, size: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     send_messages([text(alice, direct, "before")])
-    broken = "SELECT * FROM no_such_table"  # fails on the server, after the UPDATEs (of its round trip)
-    monkeypatch.setattr(bulk, "_insert_statement", lambda rows, params: broken)
+    # A small batch's INSERT runs after the UPDATEs in their round trip: an id array PostgreSQL cannot
+    # read fails it there. A larger batch's COPY (and SQLite's insert) fails on a missing table.
+    real_params = bulk._insert_params
+
+    def unreadable_ids(rows: Any, params: dict[str, object]) -> None:
+        real_params(rows, params)
+        params["n_id"] = "{not-a-number}"
+
+    monkeypatch.setattr(bulk, "_insert_params", unreadable_ids)
+    broken = "SELECT * FROM no_such_table"
     monkeypatch.setattr(bulk, "insert_new_messages", lambda rows, now: connection.cursor().execute(broken))
 
     with pytest.raises(DatabaseError):
@@ -118,6 +126,21 @@ def test_a_failing_write_rolls_the_whole_batch_back_and_the_next_batch_is_stored
     assert after.message.seq == 2
     stored = Message.objects.filter(conversation_id=direct).order_by("seq").values_list("client_msg_id", flat=True)
     assert list(stored) == ["before", "after"]
+
+
+def test_a_database_session_that_lost_the_prepared_statements_gets_them_again(alice: User, direct: int) -> None:
+    send_messages([text(alice, direct, "first")])
+    if connection.vendor != "postgresql":  # SQLite's path prepares nothing
+        assert not bulk._prepared_on
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")  # what a pooler's DISCARD ALL between clients does
+
+    (again,) = send_messages([text(alice, direct, "second")])
+
+    assert again.message is not None
+    assert again.message.seq == 2
+    assert _idle()
 
 
 def test_inside_a_callers_atomic_block_the_batch_is_part_of_the_callers_transaction(alice: User, direct: int) -> None:
