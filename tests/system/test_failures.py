@@ -6,7 +6,6 @@ once and every member has it once, in order.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -18,7 +17,7 @@ from messaging.services import SendRequest, create_group, send_messages
 from realtime.client import ImClient
 from schema.codec import Message as WireMessage
 from tests.system.conftest import run
-from tests.system.platform import Login, Platform
+from tests.system.platform import Login, Platform, Process
 from tests.system.test_chat import collect
 
 pytestmark = [pytest.mark.services]
@@ -59,10 +58,18 @@ async def _connect_all(
 
 def _restart_nats(platform: Platform) -> None:
     """Stop the platform's nats-server (every NATS connection drops; publishes in flight are gone)
-    and start it again on the same port and store."""
+    and start it again on the same port and store once every server process has seen the outage
+    (logged a NATS connection error): an outage, not a blip."""
     assert platform.nats is not None
+    servers = [p for p in [*platform.access, *([platform.web] if platform.web else []), *platform.workers] if p.alive]
+    seen = {process.name: len(process.log()) for process in servers}
     platform.nats.stop()
-    time.sleep(0.5)  # an outage, not a blip: the clients' reconnect attempts fail meanwhile
+    for process in servers:
+
+        def cut_off(process: Process = process) -> bool:
+            return "nats connection error" in process.log()[seen[process.name] :]
+
+        process.wait_until(cut_off, "cut off from NATS")
     platform.start_nats()
 
 
