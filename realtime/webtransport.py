@@ -14,9 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 from collections.abc import Callable, Iterable
-from typing import Protocol, cast
+from typing import Protocol
 
 from aioquic.buffer import Buffer  # type: ignore[attr-defined]
 from aioquic.h3.connection import H3_ALPN, ErrorCode, FrameUnexpected, H3Connection
@@ -35,6 +34,7 @@ from aioquic.quic.events import (
 from aioquic.quic.packet import QuicPacketType, encode_quic_version_negotiation, pull_quic_header
 
 from realtime.certificates import CertificateInfo
+from realtime.udp_endpoint import UdpEndpoint, bind_udp
 from realtime.webtransport_quic import (
     SESSION_GONE,
     QuicDriver,
@@ -306,8 +306,8 @@ class _Connection(QuicDriver):
         self._data_streams.clear()
 
 
-class WebTransportServer(asyncio.DatagramProtocol):
-    """The UDP endpoint: routes datagrams to connections by connection id and creates new ones."""
+class WebTransportServer:
+    """The UDP endpoint's handler: routes datagrams to connections by connection id and creates new ones."""
 
     def __init__(
         self, configuration: QuicConfiguration, handler_factory: HandlerFactory, path: str, max_frame_size: int
@@ -317,18 +317,18 @@ class WebTransportServer(asyncio.DatagramProtocol):
         self.max_frame_size = max_frame_size
         self._configuration = configuration
         self._connections: dict[bytes, _Connection] = {}
-        self._transport: asyncio.DatagramTransport | None = None
+        self._transport: UdpEndpoint | None = None
         self._idle = asyncio.Event()
         self._idle.set()
 
     @property
-    def transport(self) -> asyncio.DatagramTransport:
+    def transport(self) -> UdpEndpoint:
         assert self._transport is not None, "the server is not listening"
         return self._transport
 
     @property
     def address(self) -> tuple[str, int]:
-        host, port = self.transport.get_extra_info("sockname")[:2]
+        host, port = self.transport.address[:2]
         return host, port
 
     @property
@@ -372,19 +372,10 @@ class WebTransportServer(asyncio.DatagramProtocol):
         if not self._connections:
             self._idle.set()
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.DatagramTransport, transport)
-
-    def error_received(self, exc: Exception) -> None:
-        logger.debug("UDP error on the WebTransport socket: %s", exc)  # e.g. ICMP from a vanished client
+    def listen(self, transport: UdpEndpoint) -> None:
+        self._transport = transport
 
     def datagram_received(self, data: bytes, addr: NetworkAddress) -> None:
-        try:
-            self._route_datagram(data, addr)
-        except Exception:  # an exception here would close the socket for everyone
-            logger.exception("dropped a datagram from %s that could not be handled", addr)
-
-    def _route_datagram(self, data: bytes, addr: NetworkAddress) -> None:
         try:
             header = pull_quic_header(Buffer(data=data), host_cid_length=self._configuration.connection_id_length)
         except ValueError:
@@ -428,9 +419,6 @@ async def serve_webtransport(
         alpn_protocols=H3_ALPN, is_client=False, max_datagram_frame_size=65536, idle_timeout=idle_timeout
     )
     configuration.load_cert_chain(certificate.cert_path, certificate.key_path)
-    loop = asyncio.get_running_loop()
-    transport, server = await loop.create_datagram_endpoint(
-        lambda: WebTransportServer(configuration, handler_factory, path, max_frame_size), local_addr=(host, port)
-    )
-    transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+    server = WebTransportServer(configuration, handler_factory, path, max_frame_size)
+    server.listen(UdpEndpoint(bind_udp(host, port, receive_buffer=RECEIVE_BUFFER_BYTES), server))
     return server

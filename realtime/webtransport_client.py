@@ -64,6 +64,7 @@ class WebTransportClient(QuicDriver):
         max_frame_size: int,
     ) -> None:
         super().__init__(quic, transport)
+        self._socket = transport  # the client's own socket, closed with the connection
         self._request_headers = request_headers
         self._certificate_hashes = certificate_hashes
         self._reader = FrameReader(max_frame_size)
@@ -136,7 +137,7 @@ class WebTransportClient(QuicDriver):
         self.stop()
         self._session_over(0, "aborted")
         self._terminated.set()
-        self._transport.abort()
+        self._socket.abort()
 
     async def wait_closed(self) -> WebTransportClosed:
         """Wait for the end of the session, and say how it ended."""
@@ -163,7 +164,7 @@ class WebTransportClient(QuicDriver):
             self._fail_opening(WebTransportError(f"connection closed: {event.reason_phrase or event.error_code}"))
             self.stop()
             self._terminated.set()
-            self._transport.close()
+            self._socket.close()
             return
         if self._h3 is not None:
             for h3_event in self._h3.handle_event(event):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from typing import Protocol
 
 from aioquic import tls
 from aioquic.buffer import Buffer, BufferReadError, encode_uint_var  # type: ignore[attr-defined]
@@ -61,14 +62,22 @@ def header_value(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | Non
 ACK_DELAY = 0.010
 
 
+class DatagramSender(Protocol):
+    def sendto(self, data: bytes, addr: NetworkAddress) -> None: ...
+
+
 class QuicDriver:
     """One QuicConnection on an asyncio datagram transport. Subclasses implement `handle_event`.
 
     ACKs: a received packet's ACK waits up to ACK_DELAY and leaves with the next data written
     meanwhile, in the same packet; only with nothing to say does it go alone.
+
+    What a received datagram makes the connection send leaves at the next loop iteration, once for all
+    the datagrams read meanwhile (a server reads its socket in batches): the answers to a burst, and
+    the ACK of its packets, share packets.
     """
 
-    def __init__(self, quic: QuicConnection, transport: asyncio.DatagramTransport) -> None:
+    def __init__(self, quic: QuicConnection, transport: DatagramSender) -> None:
         # aioquic has no setting for its ACK delay, nor for sending a pending ACK with data: these
         # two private attributes (_ack_delay here, the 1-RTT space's ack_at in transmit) are read
         # and written only in this class.
@@ -79,6 +88,7 @@ class QuicDriver:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._flush: asyncio.Handle | None = None
+        self._written = False  # stream data written since the last transmit
         self._received_unacked = 0  # datagrams received since an ACK last left
         self.stopped = False
 
@@ -96,11 +106,12 @@ class QuicDriver:
         if self._received_unacked >= 2:
             self._ack_now(now)
         self._process_events()
-        self.transmit()
+        self.transmit_soon()
 
     def write(self, stream_id: int, data: bytes, *, end_stream: bool = False) -> None:
         """Queue bytes on a stream; they leave with the next transmit (this iteration's, or one soon)."""
         self.quic.send_stream_data(stream_id, data, end_stream)
+        self._written = True
         self.transmit_soon()
 
     def sent_offset(self, stream_id: int) -> int:
@@ -115,9 +126,11 @@ class QuicDriver:
 
     def transmit(self) -> None:
         now = self._loop.time()
-        if self._flush is not None:  # data was written: a pending ACK rides with it
+        if self._flush is not None:
             self._flush.cancel()
             self._flush = None
+        if self._written:  # a pending ACK rides with the data
+            self._written = False
             self._ack_now(now)
         if self.stopped:
             return

@@ -407,6 +407,20 @@ async def test_frames_sent_in_one_loop_iteration_leave_in_one_datagram(serve):
     assert await recv_frames(client, 40) == [b"push %02d" % i for i in range(40)]
 
 
+async def test_the_answers_to_a_burst_of_datagrams_read_at_one_wakeup_leave_together(serve):
+    running = await serve()
+    client = await running.connect()
+    client.send(b"hello")
+    assert await recv_frames(client, 1) == [b"hello"]
+    with datagrams_sent(running.server) as datagrams:
+        for i in range(10):  # ten datagrams in the server's socket before its loop turns
+            client.send_bytes(frame_with_length(b"burst %d" % i), flush=True)
+        assert await recv_frames(client, 10) == [b"burst %d" % i for i in range(10)]
+
+    # Answered datagram by datagram (asyncio's transport reads one per wake-up) it was ten or more.
+    assert len(datagrams) <= 2, len(datagrams)
+
+
 async def test_the_ack_of_a_request_rides_with_its_answer_instead_of_a_packet_of_its_own(serve):
     class Answerer(Recorder):  # answers each frame 2 ms later, as a node answers after NATS and storage
         def on_frame(self, frame: bytes) -> None:
