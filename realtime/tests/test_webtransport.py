@@ -204,6 +204,17 @@ async def test_a_certificate_that_matches_no_pinned_hash_is_refused(serve):
         await connect_webtransport(f"https://127.0.0.1:{running.port}/wt", certificate_hashes=[bytes(32)])
 
 
+async def test_the_client_makes_one_key_share_and_its_handshake_completes(serve):
+    running = await serve()
+    client = await running.connect()
+    client.send(b"hello")
+    assert await recv_frames(client, 1) == [b"hello"]
+
+    client_tls = client.quic.tls
+    assert client_tls._x25519_private_key is not None
+    assert (client_tls._ec_private_keys, client_tls._x448_private_key) == ([], None)  # aioquic makes all four
+
+
 async def test_the_handler_sees_the_request_path_and_headers(serve):
     running = await serve()
 
