@@ -69,6 +69,52 @@ class WebTransportHandler(Protocol):
 HandlerFactory = Callable[["WebTransportSession"], WebTransportHandler]
 
 
+SPARE_CONNECTION_IDS = 1
+"""Connection ids each end issues beyond the one in use (RFC 9000 5.1.1: at least one spare lets a
+client's NAT rebinding or migration proceed). aioquic issues and asks for seven: fourteen ids, frames
+and routing entries per connection, and 4 KiB of each idle session, for migrations nobody makes."""
+
+
+AIOQUIC_FRAME_HANDLERS = "_QuicConnection__frame_handlers"  # QuicConnection.__frame_handlers, name-mangled
+
+
+class _FrameHandlers:
+    """aioquic's table of frame handlers (frame type -> handler, epochs it is allowed in), shared by
+    every connection and bound to one on lookup: aioquic builds one per connection, 30 bound methods
+    and frozensets that were 12 KiB of each idle session, a quarter of its Python objects."""
+
+    __slots__ = ("_connection",)
+    _by_type: dict[int, tuple[str, frozenset[object]]] = {}
+
+    def __init__(self, connection: QuicConnection, table: dict[int, tuple[Callable[..., None], frozenset[object]]]):
+        self._connection = connection
+        if not _FrameHandlers._by_type:
+            _FrameHandlers._by_type = {kind: (handler.__name__, epochs) for kind, (handler, epochs) in table.items()}
+
+    def __getitem__(self, frame_type: int) -> tuple[Callable[..., None], frozenset[object]]:
+        name, epochs = self._by_type[frame_type]  # KeyError for an unknown type, as aioquic's dict
+        return getattr(self._connection, name), epochs
+
+
+class _ServerQuicConnection(QuicConnection):
+    """aioquic's QuicConnection with less per-connection state (an idle session is mostly its QUIC
+    connection). The two private attributes touched are read by aioquic only as replaced here."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        setattr(self, AIOQUIC_FRAME_HANDLERS, _FrameHandlers(self, getattr(self, AIOQUIC_FRAME_HANDLERS)))
+        self._local_active_connection_id_limit = 1 + SPARE_CONNECTION_IDS  # the ids we take from the client
+
+    def _replenish_connection_ids(self) -> None:
+        # the ids we give the client: aioquic issues as many as the client takes, up to eight
+        limit = self._remote_active_connection_id_limit
+        self._remote_active_connection_id_limit = min(limit, 1 + SPARE_CONNECTION_IDS)
+        try:
+            super()._replenish_connection_ids()
+        finally:
+            self._remote_active_connection_id_limit = limit
+
+
 class WebTransportSession:
     """One accepted session: send frames, close it, see how much it has not sent yet."""
 
@@ -395,7 +441,7 @@ class WebTransportServer:
                 return
             if header.packet_type != QuicPacketType.INITIAL:
                 return
-            quic = QuicConnection(
+            quic = _ServerQuicConnection(
                 configuration=self._configuration, original_destination_connection_id=header.destination_cid
             )
             connection = _Connection(self, quic, addr)

@@ -18,9 +18,10 @@ from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.h3.connection import H3_ALPN, H3Connection
 from aioquic.h3.events import HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
 
 from realtime.certificates import ensure_dev_certificate
-from realtime.webtransport import WebTransportServer, WebTransportSession, serve_webtransport
+from realtime.webtransport import AIOQUIC_FRAME_HANDLERS, WebTransportServer, WebTransportSession, serve_webtransport
 from realtime.webtransport_client import (
     WebTransportClient,
     WebTransportClosed,
@@ -519,6 +520,33 @@ async def test_one_process_serves_many_sessions_at_once(serve):
         client.abort()
     running.server.close()
     assert running.server.sessions() == []
+
+
+async def test_a_server_connection_looks_up_every_frame_type_as_aioquic_does(serve):
+    running = await serve()
+    client = await running.connect()
+    client.send(b"hello")
+    assert await recv_frames(client, 1) == [b"hello"]
+    (connection,) = running.server.connections
+    shared = getattr(connection.quic, AIOQUIC_FRAME_HANDLERS)
+    plain = getattr(QuicConnection(configuration=QuicConfiguration(is_client=True)), AIOQUIC_FRAME_HANDLERS)
+    assert not isinstance(shared, dict)  # the shared table, not a copy per connection
+    for frame_type, (handler, epochs) in plain.items():
+        assert shared[frame_type] == (getattr(connection.quic, handler.__name__), epochs)
+        assert shared[frame_type][0].__self__ is connection.quic
+    with pytest.raises(KeyError):  # aioquic answers an unknown frame type with FRAME_ENCODING_ERROR
+        shared[max(plain) + 1]
+
+
+async def test_each_end_gets_one_spare_connection_id(serve):
+    running = await serve()
+    client = await running.connect()
+    client.send(b"hello")
+    assert await recv_frames(client, 1) == [b"hello"]
+    (connection,) = running.server.connections
+    assert len(connection.quic._peer_cid_available) == 1  # from the client, which asks for eight
+    assert len(client.quic._peer_cid_available) == 1  # from the server, where aioquic gives seven
+    assert len(connection.cids) == 3  # routed: the client's original destination id, and two of ours
 
 
 async def test_a_renewed_certificate_is_served_to_new_connections(serve, tmp_path):
