@@ -522,12 +522,18 @@ async def test_one_process_serves_many_sessions_at_once(serve):
     assert running.server.sessions() == []
 
 
-async def test_a_server_connection_looks_up_every_frame_type_as_aioquic_does(serve):
+async def one_echoed_connection(serve: Any) -> tuple[WebTransportClient, Any]:
+    """A client whose first frame came back, and the server's side of its connection."""
     running = await serve()
     client = await running.connect()
     client.send(b"hello")
     assert await recv_frames(client, 1) == [b"hello"]
     (connection,) = running.server.connections
+    return client, connection
+
+
+async def test_a_server_connection_looks_up_every_frame_type_as_aioquic_does(serve):
+    _, connection = await one_echoed_connection(serve)
     shared = getattr(connection.quic, AIOQUIC_FRAME_HANDLERS)
     plain = getattr(QuicConnection(configuration=QuicConfiguration(is_client=True)), AIOQUIC_FRAME_HANDLERS)
     assert not isinstance(shared, dict)  # the shared table, not a copy per connection
@@ -539,11 +545,7 @@ async def test_a_server_connection_looks_up_every_frame_type_as_aioquic_does(ser
 
 
 async def test_each_end_gets_one_spare_connection_id(serve):
-    running = await serve()
-    client = await running.connect()
-    client.send(b"hello")
-    assert await recv_frames(client, 1) == [b"hello"]
-    (connection,) = running.server.connections
+    client, connection = await one_echoed_connection(serve)
     assert len(connection.quic._peer_cid_available) == 1  # from the client, which asks for eight
     assert len(client.quic._peer_cid_available) == 1  # from the server, where aioquic gives seven
     assert len(connection.cids) == 3  # routed: the client's original destination id, and two of ours
