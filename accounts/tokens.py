@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
@@ -109,30 +110,50 @@ def live_session(user_id: int, session_id: int, token_version: int) -> Device:
     return _checked_session(device, token_version)
 
 
-def live_sessions(claims: list[tuple[int, int, int]]) -> list[Device | TokenInvalid]:
-    """live_session for many (user id, session id, token version) at once, in one query: a device
-    session each, or the TokenInvalid that refuses it, in the order given."""
-    session_ids = {session_id for _, session_id, _ in claims}
-    devices = {
-        device.id: device
-        for device in Device.objects.select_related("user").filter(id__in=session_ids, revoked_at__isnull=True)
-    }
-    answers: list[Device | TokenInvalid] = []
+def session_refusals(claims: list[tuple[int, int, int]]) -> list[TokenInvalid | None]:
+    """live_session for many (user id, session id, token version) at once, in one query: None for a
+    live session, or the TokenInvalid that refuses it, in the order given.
+
+    The access node's check of every Auth frame: one statement written out (its tables and columns
+    named from the models), no model instances. Through the ORM, building the query and two models of
+    thirty fields each cost more CPU than the whole rest of a WebTransport session's authentication."""
+    session_ids = list(dict.fromkeys(session_id for _, session_id, _ in claims))
+    if not session_ids:
+        return []
+    device, user = Device._meta, User._meta
+    sql = (
+        f'SELECT d."id", d."user_id", u."deleted", u."is_active", u."token_version"'  # noqa: S608 - model names only
+        f' FROM "{device.db_table}" d JOIN "{user.db_table}" u ON u."id" = d."user_id"'
+        f' WHERE d."id" IN ({", ".join(["%s"] * len(session_ids))}) AND d."deleted" = %s AND d."revoked_at" IS NULL'
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*session_ids, False])
+        rows = {row[0]: row[1:] for row in cursor.fetchall()}
+    answers: list[TokenInvalid | None] = []
     for user_id, session_id, version in claims:
-        device = devices.get(session_id)
-        try:
-            answers.append(_checked_session(device if device and device.user_id == user_id else None, version))
-        except TokenInvalid as exc:
-            answers.append(exc)
+        row = rows.get(session_id)
+        if row is None or row[0] != user_id:
+            answers.append(TokenInvalid(_ENDED))
+        elif row[1] or not row[2]:
+            answers.append(TokenInvalid(_DISABLED))
+        elif row[3] != version:
+            answers.append(TokenInvalid(_REVOKED))
+        else:
+            answers.append(None)
     return answers
+
+
+_ENDED = "This session has ended (logged out, replaced or revoked): log in again."
+_DISABLED = "This account is disabled."
+_REVOKED = "This token was revoked (password change or ban): log in again."
 
 
 def _checked_session(device: Device | None, token_version: int) -> Device:
     if device is None:
-        raise TokenInvalid("This session has ended (logged out, replaced or revoked): log in again.")
+        raise TokenInvalid(_ENDED)
     user = device.user
     if user.deleted or not user.is_active:
-        raise TokenInvalid("This account is disabled.")
+        raise TokenInvalid(_DISABLED)
     if user.token_version != token_version:
-        raise TokenInvalid("This token was revoked (password change or ban): log in again.")
+        raise TokenInvalid(_REVOKED)
     return device

@@ -135,7 +135,7 @@ def check_access_tokens(tokens: list[str]) -> list[AuthAnswer | Exception]:
     """check_access_token for many tokens with one query: an answer or the refusal of each, in order."""
     from django.db import close_old_connections
 
-    from accounts.tokens import live_sessions, read_access_token
+    from accounts.tokens import read_access_token, session_refusals
 
     close_old_connections()
     answers: list[AuthAnswer | Exception] = []
@@ -146,12 +146,12 @@ def check_access_tokens(tokens: list[str]) -> list[AuthAnswer | Exception]:
             answers.append(AuthAnswer(claims[-1][0], claims[-1][1]))
         except Exception as exc:
             answers.append(exc)
-    refusals = iter(live_sessions(claims) if claims else [])
+    refusals = iter(session_refusals(claims))
     for index, answer in enumerate(answers):
         if isinstance(answer, AuthAnswer):
-            found = next(refusals)
-            if isinstance(found, Exception):
-                answers[index] = found
+            refusal = next(refusals)
+            if refusal is not None:
+                answers[index] = refusal
     return answers
 
 

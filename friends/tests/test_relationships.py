@@ -19,6 +19,14 @@ def test_friend_ids_leave_out_deleted_users(alice, bob, charlie, befriend, alice
     assert services.friend_ids(alice.id) == [bob.id]
 
 
+def test_friend_ids_leave_out_ended_friendships(alice, bob, charlie, befriend, alice_and_bob_are_friends):
+    befriend(alice, charlie)
+    assert sorted(services.friend_ids(alice.id)) == sorted([bob.id, charlie.id])
+    services.remove_friend(alice, friend_id=charlie.id)
+    assert services.friend_ids(alice.id) == [bob.id]
+    assert services.friend_ids(charlie.id) == []
+
+
 def test_a_block_counts_either_way(alice, charlie):
     assert not services.is_blocked_either_way(alice.id, charlie.id)
     services.block_user(alice, user_id=charlie.id)

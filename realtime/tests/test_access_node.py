@@ -586,6 +586,36 @@ def test_tokens_are_checked_in_one_batch_each_answered_in_order(
     assert (answers[3].user_id, answers[3].session_id) == (alice.id, int(alice_tokens["sessionId"]))
 
 
+def test_a_batch_refuses_banned_deleted_revoked_and_borrowed_sessions_with_their_reasons(
+    client_for: Any, make_user: Any, alice: User, bob: User, charlie: User
+) -> None:
+    from accounts.tokens import read_access_token
+    from realtime.node import check_access_tokens
+
+    alice_token, bob_token, charlie_token = (client_for(user).tokens["accessToken"] for user in (alice, bob, charlie))
+    dave = make_user("dave")
+    dave_token = client_for(dave).tokens["accessToken"]
+    _, alice_session, alice_version = read_access_token(alice_token)
+    bob.is_active = False  # banned
+    bob.save(update_fields=["is_active"])
+    charlie.soft_delete()
+    User.objects.filter(id=dave.id).update(token_version=dave.token_version + 1)  # password changed
+    answers = check_access_tokens([bob_token, alice_token, charlie_token, dave_token])
+    assert [str(answer) if isinstance(answer, TokenInvalid) else answer for answer in answers] == [
+        "This account is disabled.",
+        AuthAnswer(alice.id, alice_session),
+        "This account is disabled.",
+        "This token was revoked (password change or ban): log in again.",
+    ]
+    # a token claiming alice's session for another user (only a forged token could) is refused
+    from accounts.tokens import session_refusals
+
+    (refusal,) = session_refusals([(bob.id, alice_session, alice_version)])
+    assert isinstance(refusal, TokenInvalid)
+    assert "ended" in str(refusal)
+    assert session_refusals([(alice.id, alice_session, alice_version)]) == [None]
+
+
 async def test_auth_result_waits_for_the_presence_registration(nats_url: str) -> None:
     """A client syncs when it gets AuthResult: by then pushes must already find it."""
     release = asyncio.Event()
