@@ -86,6 +86,47 @@ async def test_the_entries_of_a_node_whose_liveness_key_is_gone_are_not_located(
         await nc.close()
 
 
+async def test_a_refresh_in_several_chunks_writes_back_every_entry_and_renews_every_ttl(nats_url: str) -> None:
+    nc = await nats.connect(nats_url)
+    store = await open_presence(nc.jetstream(), ttl=30)
+    if not settings.REDIS_URL:  # the embedded store's entries live as long as the bucket's TTL says
+        assert isinstance(store, NatsKvPresence)
+        await store.close()
+        await nc.close()
+        return
+    import redis.asyncio as aioredis
+
+    from imsite import redis_keys
+    from realtime.presence import REFRESH_CHUNK
+
+    node = f"refresh-{uuid.uuid4().hex[:8]}"
+    base = 10**15 + uuid.uuid4().int % 10**12
+    count = REFRESH_CHUNK * 2 + 7
+    locations = [Location(base + i, node, i, session_id=i + 1, device_id=f"d{i}", platform="web") for i in range(count)]
+    keys = [redis_keys.presence_user(location.user_id) for location in locations]
+    client = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+    try:
+        for location in locations[:3]:
+            await store.register(location)
+        await client.hdel(keys[1], locations[1].field)  # an entry lost (a flushed Redis): refresh restores it
+        await client.persist(keys[2])
+        await store.refresh(node, locations)
+        async with client.pipeline(transaction=False) as pipe:
+            for key, location in zip(keys, locations, strict=True):
+                pipe.hget(key, location.field)
+                pipe.ttl(key)
+            replies = await pipe.execute()
+        assert replies[0::2] == [location.value() for location in locations]
+        assert all(0 < ttl <= 30 for ttl in replies[1::2])
+        assert 0 < await client.ttl(redis_keys.presence_node(node)) <= 30
+        assert await store.locate([locations[-1].user_id]) == {locations[-1].user_id: [locations[-1]]}
+    finally:
+        await client.delete(*keys, redis_keys.presence_node(node))
+        await client.aclose()
+        await store.close()
+        await nc.close()
+
+
 async def _eventually_gone(store: object, user_ids: list[int]) -> None:
     locate = store.locate  # type: ignore[attr-defined]
     for _ in range(200):  # the KV replica hears of deletes asynchronously: up to 10 s
