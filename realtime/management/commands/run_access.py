@@ -8,7 +8,6 @@ SIGTERM or SIGINT closes every session with UNAVAILABLE (clients reconnect elsew
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import re
 import signal
@@ -18,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from imsite.gc_policy import collect_periodically, tune_gc
 from realtime.certificates import CertificateError, CertificateInfo, ensure_dev_certificate, load_certificate
 from realtime.node import AccessNode, session_config
 from realtime.webtransport import CLOSE_GRACE_SECONDS, WebTransportServer, serve_webtransport
@@ -25,26 +25,6 @@ from realtime.webtransport import CLOSE_GRACE_SECONDS, WebTransportServer, serve
 logger = logging.getLogger(__name__)
 
 _NODE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-# The cyclic GC. A session holds ~300 tracked objects (aioquic's connection most of them), and with the
-# default thresholds a full collection runs at every 25% of heap growth: at 2,000 sessions it paused
-# the loop for up to 1.5 s (measured), and handshakes and Auth frames queued behind it timed out.
-# Objects alive at start-up are frozen (never scanned again), young collections run less often, full
-# ones on a timer: one pause every GC_FULL_SECONDS instead of many while sessions pile up.
-GC_THRESHOLDS = (20_000, 10, 1_000)
-GC_FULL_SECONDS = 300.0
-
-
-def tune_gc() -> None:
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
-async def collect_periodically(interval: float = GC_FULL_SECONDS) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        gc.collect()
 
 
 def _port(raw: str) -> int:
