@@ -68,6 +68,7 @@ logger = logging.getLogger(__name__)
 
 SHUTDOWN_REASON = "server shutting down: reconnect"
 MAX_AUTH_BATCH = 500  # tokens checked in one query
+MAX_PRESENCE_BATCH = 500  # presence changes in one store call
 MAX_TIMER_SLEEP = 1.0
 OFFLINE_SETTLE_SECONDS = 1.0
 """How long after a device leaves the node checks whether its user has any device left."""
@@ -551,29 +552,40 @@ class AccessNode:
                 await asyncio.wait_for(self._timer_wake.wait(), max(delay, 0.001))
 
     async def _presence_loop(self) -> None:
-        """Register and unregister in the order the sessions asked for them."""
+        """Register and unregister in the order the sessions asked for them, all that queued meanwhile
+        in one call to the store."""
         while True:
             op = await self._presence_ops.get()
+            batch: list[tuple[bool, Location, Connection | None]] = []
+            while op is not None:
+                batch.append(op)
+                if len(batch) == MAX_PRESENCE_BATCH or self._presence_ops.empty():
+                    break
+                op = self._presence_ops.get_nowait()
+            if batch:
+                await self._apply_presence(batch)
             if op is None:
                 return
-            register, location, waiting = op
-            assert self._presence is not None
-            try:
-                if register:
-                    await self._presence.register(location)
-                else:
-                    await self._presence.unregister(location)
-            except Exception:
-                logger.exception("presence update failed", extra={"nodeId": self.node_id, "userId": location.user_id})
-                continue
-            finally:
+
+    async def _apply_presence(self, batch: list[tuple[bool, Location, Connection | None]]) -> None:
+        assert self._presence is not None
+        try:
+            await self._presence.apply([(register, location) for register, location, _ in batch])
+        except Exception:
+            users = [location.user_id for _, location, _ in batch]
+            logger.exception("presence update failed", extra={"nodeId": self.node_id, "userIds": users[:20]})
+            return
+        finally:
+            for _, _, waiting in batch:
                 if waiting is not None and self.connections.get(waiting.connection_id) is waiting:
                     self._release(waiting)
                     self.mark_dirty(waiting)
-            if not self._stopped:  # at shutdown the clients come back through another node at once
-                task = asyncio.get_running_loop().create_task(self._announce(location.user_id, online=register))
-                self._side_tasks.add(task)
-                task.add_done_callback(self._side_tasks.discard)
+        if self._stopped:  # at shutdown the clients come back through another node at once
+            return
+        for register, location, _ in batch:
+            task = asyncio.get_running_loop().create_task(self._announce(location.user_id, online=register))
+            self._side_tasks.add(task)
+            task.add_done_callback(self._side_tasks.discard)
 
     async def _announce(self, user_id: int, *, online: bool) -> None:
         """Tell the user's friends' live connections that the user is online, or no longer online."""

@@ -52,6 +52,10 @@ class Location:
 class PresenceStore(Protocol):
     async def register(self, location: Location) -> None: ...
     async def unregister(self, location: Location) -> None: ...
+    async def apply(self, changes: list[tuple[bool, Location]]) -> None:
+        """Registrations (True) and unregistrations (False), done in the order given."""
+        ...
+
     async def refresh(self, node_id: str, locations: Iterable[Location]) -> None: ...
     async def locate(self, user_ids: Iterable[int]) -> dict[int, list[Location]]: ...
     async def close(self) -> None: ...
@@ -127,6 +131,23 @@ class RedisPresence:
 
     async def unregister(self, location: Location) -> None:
         await self._redis.hdel(redis_keys.presence_user(location.user_id), location.field)
+
+    async def apply(self, changes: list[tuple[bool, Location]]) -> None:
+        """One pipeline (one round trip, commands in order) for every change: a thousand sessions
+        opening at once were a thousand round trips one after another, each holding back an AuthResult."""
+        nodes: set[str] = set()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for register, location in changes:
+                key = redis_keys.presence_user(location.user_id)
+                if register:
+                    pipe.hset(key, location.field, location.value())
+                    pipe.expire(key, self.ttl)
+                    nodes.add(location.node_id)
+                else:
+                    pipe.hdel(key, location.field)
+            for node_id in nodes:
+                pipe.set(redis_keys.presence_node(node_id), "1", ex=self.ttl)
+            await pipe.execute()
 
     async def refresh(self, node_id: str, locations: Iterable[Location]) -> None:
         """A node's heartbeat round: its liveness key, then every entry it holds, in chunks."""
@@ -220,6 +241,10 @@ class NatsKvPresence:
 
     async def unregister(self, location: Location) -> None:
         await self._on_bucket(lambda kv: kv.delete(self._key(location)))
+
+    async def apply(self, changes: list[tuple[bool, Location]]) -> None:
+        for register, location in changes:  # a KV bucket has no pipeline: each change is a request
+            await (self.register(location) if register else self.unregister(location))
 
     async def refresh(self, node_id: str, locations: Iterable[Location]) -> None:
         entries = [(self._key(loc), loc.value().encode()) for loc in locations]

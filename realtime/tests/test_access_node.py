@@ -419,6 +419,7 @@ class RecordingPresence:
     def __init__(self) -> None:
         self.registered: list[Location] = []
         self.unregistered: list[Location] = []
+        self.batches: list[int] = []  # the size of each apply call
         self.refreshed: list[tuple[str, list[Location]]] = []
 
     async def register(self, location: Location) -> None:
@@ -426,6 +427,11 @@ class RecordingPresence:
 
     async def unregister(self, location: Location) -> None:
         self.unregistered.append(location)
+
+    async def apply(self, changes: list[tuple[bool, Location]]) -> None:
+        self.batches.append(len(changes))
+        for register, location in changes:
+            await (self.register(location) if register else self.unregister(location))
 
     async def refresh(self, node_id: str, locations: Iterable[Location]) -> None:
         self.refreshed.append((node_id, list(locations)))
@@ -502,6 +508,21 @@ async def test_presence_is_registered_refreshed_and_removed_and_heartbeat_timeou
     await until(lambda: store.unregistered == [location], "unregistered")
     handler.on_closed()
     assert access_node.connections == {}
+
+
+async def test_sessions_that_open_together_are_registered_in_one_store_call_in_their_order(
+    node: tuple[AccessNode, RecordingPresence],
+) -> None:
+    access_node, store = node
+    transports = [FakeTransport() for _ in range(20)]
+    for number, transport in enumerate(transports):
+        handler = access_node.attach(transport)
+        handler.on_frame(encode_frame(Auth(token="good", device_id=f"d{number}", platform="web")))
+    await until(lambda: len(store.registered) == 20, "registered")
+    assert [location.device_id for location in store.registered] == [f"d{number}" for number in range(20)]
+    assert len(store.batches) < 20  # one call per round trip's worth, not one per session
+    await until(lambda: all(transport.frames for transport in transports), "every AuthResult")
+    assert all(isinstance(transport.decoded()[0], AuthResult) for transport in transports)
 
 
 async def test_a_refused_token_closes_with_auth_failed(node: tuple[AccessNode, RecordingPresence]) -> None:

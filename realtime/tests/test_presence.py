@@ -86,6 +86,28 @@ async def test_the_entries_of_a_node_whose_liveness_key_is_gone_are_not_located(
         await nc.close()
 
 
+async def test_changes_applied_together_take_effect_in_their_order(nats_url: str) -> None:
+    nc = await nats.connect(nats_url)
+    store = await open_presence(nc.jetstream(), ttl=30)
+    node = f"apply-{uuid.uuid4().hex[:8]}"
+    base = 10**15 + uuid.uuid4().int % 10**12
+    first, second, third = (Location(base + i, node, i, session_id=i + 1, device_id=f"d{i}") for i in range(3))
+    again = Location(base, node, 9, session_id=10, device_id="d9")  # the first user on another connection
+    try:
+        await store.apply([(True, first), (True, second), (False, first), (True, third), (True, again)])
+        await store.apply([(False, third)])
+        expected = {base: [again], base + 1: [second]}
+        for _ in range(200):  # the KV replica hears of changes asynchronously: up to 10 s
+            if await store.locate([base, base + 1, base + 2]) == expected:
+                break
+            await asyncio.sleep(0.05)
+        assert await store.locate([base, base + 1, base + 2]) == expected
+    finally:
+        await store.apply([(False, second), (False, again)])
+        await store.close()
+        await nc.close()
+
+
 async def test_a_refresh_in_several_chunks_writes_back_every_entry_and_renews_every_ttl(nats_url: str) -> None:
     nc = await nats.connect(nats_url)
     store = await open_presence(nc.jetstream(), ttl=30)
