@@ -237,10 +237,17 @@ class NatsKvPresence:
             await operation(await self._bucket())
 
     async def register(self, location: Location) -> None:
-        await self._on_bucket(lambda kv: kv.put(self._key(location), location.value().encode()))
+        key, value = self._key(location), location.value().encode()
+        await self._on_bucket(lambda kv: kv.put(key, value))
+        # This process reads its own writes at once, not when the watch echoes them back: a user's
+        # friends list right after they came online showed them offline (the echo and the later
+        # watch entry agree, so applying both is harmless).
+        self._apply(key, value, None)
 
     async def unregister(self, location: Location) -> None:
-        await self._on_bucket(lambda kv: kv.delete(self._key(location)))
+        key = self._key(location)
+        await self._on_bucket(lambda kv: kv.delete(key))
+        self._apply(key, None, "DEL")
 
     async def apply(self, changes: list[tuple[bool, Location]]) -> None:
         for register, location in changes:  # a KV bucket has no pipeline: each change is a request

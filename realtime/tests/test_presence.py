@@ -149,6 +149,24 @@ async def test_a_refresh_in_several_chunks_writes_back_every_entry_and_renews_ev
         await nc.close()
 
 
+async def test_the_embedded_store_reads_its_own_writes_at_once(nats_url: str) -> None:
+    nc = await nats.connect(nats_url)
+    store = NatsKvPresence(nc.jetstream(), ttl=30)  # whatever the configured backend: this is its own test
+    node = f"own-{uuid.uuid4().hex[:8]}"
+    base = 10**15 + uuid.uuid4().int % 10**12
+    try:
+        await store.locate([base])  # the replica's watch is running, as in a web process
+        for i in range(30):
+            location = Location(base + i, node, i, session_id=i + 1, device_id=f"d{i}")
+            await store.register(location)
+            assert await store.locate([base + i]) == {base + i: [location]}, i  # not when the watch says so
+            await store.unregister(location)
+            assert await store.locate([base + i]) == {}, i
+    finally:
+        await store.close()
+        await nc.close()
+
+
 async def _eventually_gone(store: object, user_ids: list[int]) -> None:
     locate = store.locate  # type: ignore[attr-defined]
     for _ in range(200):  # the KV replica hears of deletes asynchronously: up to 10 s
