@@ -239,15 +239,14 @@ class NatsKvPresence:
     async def register(self, location: Location) -> None:
         key, value = self._key(location), location.value().encode()
         await self._on_bucket(lambda kv: kv.put(key, value))
-        # This process reads its own writes at once, not when the watch echoes them back: a user's
-        # friends list right after they came online showed them offline (the echo and the later
-        # watch entry agree, so applying both is harmless).
+        # This process sees its own registration at once, not when the watch echoes it back: a user's
+        # friends list right after they came online showed them offline. (The echo agrees with it.
+        # An unregistration waits for its echo as before: removed here at once, it would come back
+        # for a moment with the late echo of its registration.)
         self._apply(key, value, None)
 
     async def unregister(self, location: Location) -> None:
-        key = self._key(location)
-        await self._on_bucket(lambda kv: kv.delete(key))
-        self._apply(key, None, "DEL")
+        await self._on_bucket(lambda kv: kv.delete(self._key(location)))
 
     async def apply(self, changes: list[tuple[bool, Location]]) -> None:
         for register, location in changes:  # a KV bucket has no pipeline: each change is a request

@@ -4,6 +4,7 @@ go through, on the configured backend (Redis in CI's service run, the NATS KV bu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import uuid
 from pathlib import Path
@@ -149,19 +150,30 @@ async def test_a_refresh_in_several_chunks_writes_back_every_entry_and_renews_ev
         await nc.close()
 
 
-async def test_the_embedded_store_reads_its_own_writes_at_once(nats_url: str) -> None:
+async def test_the_embedded_store_sees_its_own_registrations_at_once(nats_url: str) -> None:
     nc = await nats.connect(nats_url)
     store = NatsKvPresence(nc.jetstream(), ttl=30)  # whatever the configured backend: this is its own test
     node = f"own-{uuid.uuid4().hex[:8]}"
     base = 10**15 + uuid.uuid4().int % 10**12
+    locations = [Location(base + i, node, i, session_id=i + 1, device_id=f"d{i}") for i in range(30)]
     try:
-        await store.locate([base])  # the replica's watch is running, as in a web process
-        for i in range(30):
-            location = Location(base + i, node, i, session_id=i + 1, device_id=f"d{i}")
+        await store.locate([base])  # the replica is synced, as in a web process
+        for location in locations[:10]:
             await store.register(location)
-            assert await store.locate([base + i]) == {base + i: [location]}, i  # not when the watch says so
+            assert await store.locate([location.user_id]) == {location.user_id: [location]}  # not when echoed
+        for location in locations[:10]:
             await store.unregister(location)
-            assert await store.locate([base + i]) == {}, i
+        await _eventually_gone(store, [location.user_id for location in locations[:10]])
+        assert await store.locate([location.user_id for location in locations]) == {}  # no late echo brings one back
+
+        watch = store._watch_task  # an echo that is slow to come (a loaded machine): here, none comes
+        assert watch is not None
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
+        for location in locations[10:]:
+            await store.register(location)
+            assert await store.locate([location.user_id]) == {location.user_id: [location]}
     finally:
         await store.close()
         await nc.close()
