@@ -28,17 +28,18 @@ def test_tuning_freezes_what_lives_at_start_up_and_sets_the_thresholds(restored_
 
 async def test_full_collections_run_on_the_timer(monkeypatch):
     collections: list[int] = []
+    third = asyncio.Event()
 
     def collect(generation: int = 2) -> int:
         collections.append(generation)
+        if len(collections) == 3:
+            third.set()
         return 0
 
     monkeypatch.setattr(gc, "collect", collect)
     task = asyncio.get_running_loop().create_task(collect_periodically(0.01))
     try:
-        async with asyncio.timeout(10):
-            while len(collections) < 3:  # noqa: ASYNC110 - the monkeypatched collect signals nothing
-                await asyncio.sleep(0.005)
+        await asyncio.wait_for(third.wait(), 10)
     finally:
         task.cancel()
     assert collections[:3] == [2, 2, 2]

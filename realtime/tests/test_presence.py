@@ -97,12 +97,7 @@ async def test_changes_applied_together_take_effect_in_their_order(nats_url: str
     try:
         await store.apply([(True, first), (True, second), (False, first), (True, third), (True, again)])
         await store.apply([(False, third)])
-        expected = {base: [again], base + 1: [second]}
-        for _ in range(200):  # the KV replica hears of changes asynchronously: up to 10 s
-            if await store.locate([base, base + 1, base + 2]) == expected:
-                break
-            await asyncio.sleep(0.05)
-        assert await store.locate([base, base + 1, base + 2]) == expected
+        await _eventually_located(store, [base, base + 1, base + 2], {base: [again], base + 1: [second]})
     finally:
         await store.apply([(False, second), (False, again)])
         await store.close()
@@ -180,12 +175,18 @@ async def test_the_embedded_store_sees_its_own_registrations_at_once(nats_url: s
 
 
 async def _eventually_gone(store: object, user_ids: list[int]) -> None:
+    await _eventually_located(store, user_ids, {})
+
+
+async def _eventually_located(store: object, user_ids: list[int], expected: dict[int, list[Location]]) -> None:
+    """Waits until the store locates exactly `expected`: the KV replica hears of unregistrations
+    asynchronously, through its watch, which signals nothing a test could await (up to 10 s)."""
     locate = store.locate  # type: ignore[attr-defined]
-    for _ in range(200):  # the KV replica hears of deletes asynchronously: up to 10 s
-        if not await locate(user_ids):
+    for _ in range(200):
+        if await locate(user_ids) == expected:
             return
         await asyncio.sleep(0.05)
-    raise AssertionError("unregistered users are still located")
+    raise AssertionError(f"the store locates {await locate(user_ids)}, not {expected}")
 
 
 async def test_the_embedded_store_works_on_after_a_nats_server_restart(tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -14,24 +15,37 @@ TIMEOUT = 10.0
 
 
 class Recorder:
-    def __init__(self) -> None:
+    """Records datagrams; `complete` is set once `expected` of them arrived."""
+
+    def __init__(self, expected: int = 1) -> None:
         self.datagrams: list[tuple[bytes, tuple[str, int]]] = []
-        self.arrived = asyncio.Event()
+        self.expected = expected
+        self.complete = asyncio.Event()
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if data == b"raise":
             raise ValueError("a datagram the handler cannot take")
         self.datagrams.append((data, addr))
-        self.arrived.set()
+        if len(self.datagrams) >= self.expected:
+            self.complete.set()
 
 
 class FlakySocket(socket.socket):
-    """A socket whose send buffer is 'full' (sendto raises BlockingIOError) while `full` is set."""
+    """A socket whose send buffer is 'full' (sendto raises BlockingIOError) while `full` is set;
+    `refused_again` is set once a send was refused after the first five (a retry while still full)."""
 
     full = False
+    refusals = 0
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.refused_again = asyncio.Event()
 
     def sendto(self, *args):  # whatever socket.sendto takes
         if self.full:
+            self.refusals += 1
+            if self.refusals > 5:
+                self.refused_again.set()
             raise BlockingIOError
         return super().sendto(*args)
 
@@ -45,43 +59,35 @@ async def peer() -> AsyncIterator[socket.socket]:
     sock.close()
 
 
-async def until(predicate: Callable[[], object]) -> None:
-    async with asyncio.timeout(TIMEOUT):
-        while not predicate():  # noqa: ASYNC110 - a condition on plain lists, which no event signals
-            await asyncio.sleep(0.005)
+async def burst_seen_by_a_due_timer(peer: socket.socket, count: int) -> tuple[Recorder, int]:
+    """`count` datagrams put in an endpoint's socket before its loop looks at it, and how many of them
+    the endpoint had handled when a timer due at once ran; then every one of them has arrived."""
+    recorder = Recorder(expected=count)
+    endpoint = UdpEndpoint(bind_udp("127.0.0.1", 0, receive_buffer=4 << 20), recorder)
+    try:
+        for index in range(count):
+            peer.sendto(b"%d" % index, endpoint.address)
+        loop = asyncio.get_running_loop()
+        seen_by_timer: asyncio.Future[int] = loop.create_future()
+        loop.call_later(0, lambda: seen_by_timer.set_result(len(recorder.datagrams)))
+        async with asyncio.timeout(TIMEOUT):
+            seen = await seen_by_timer
+            await recorder.complete.wait()
+    finally:
+        endpoint.close()
+    assert [int(data) for data, _ in recorder.datagrams] == list(range(count))
+    assert {addr for _, addr in recorder.datagrams} == {peer.getsockname()}
+    return recorder, seen
 
 
 async def test_the_datagrams_waiting_at_a_wakeup_are_all_handled_before_a_due_timer_runs(peer):
-    recorder = Recorder()
-    endpoint = UdpEndpoint(bind_udp("127.0.0.1", 0, receive_buffer=1 << 20), recorder)
-    try:
-        for index in range(50):  # all in the endpoint's socket queue before the loop looks at it
-            peer.sendto(b"datagram %d" % index, endpoint.address)
-        seen_by_timer: list[int] = []
-        asyncio.get_running_loop().call_later(0, lambda: seen_by_timer.append(len(recorder.datagrams)))
-        await until(lambda: seen_by_timer)
-        # asyncio's own datagram transport reads one datagram per loop iteration: the timer saw 1.
-        assert seen_by_timer == [50]
-        assert [data for data, _ in recorder.datagrams] == [b"datagram %d" % index for index in range(50)]
-        assert {addr for _, addr in recorder.datagrams} == {peer.getsockname()}
-    finally:
-        endpoint.close()
+    _, seen = await burst_seen_by_a_due_timer(peer, 50)
+    assert seen == 50  # asyncio's own datagram transport reads one datagram per loop iteration: 1
 
 
 async def test_a_burst_longer_than_one_batch_is_read_over_several_wakeups_and_lets_other_callbacks_run(peer):
-    recorder = Recorder()
-    endpoint = UdpEndpoint(bind_udp("127.0.0.1", 0, receive_buffer=4 << 20), recorder)
-    try:
-        count = READS_PER_WAKEUP * 2 + 10
-        for index in range(count):
-            peer.sendto(b"%d" % index, endpoint.address)
-        seen_by_callback: list[int] = []
-        asyncio.get_running_loop().call_later(0, lambda: seen_by_callback.append(len(recorder.datagrams)))
-        await until(lambda: len(recorder.datagrams) == count)
-        assert seen_by_callback == [READS_PER_WAKEUP]
-        assert [int(data) for data, _ in recorder.datagrams] == list(range(count))
-    finally:
-        endpoint.close()
+    _, seen = await burst_seen_by_a_due_timer(peer, READS_PER_WAKEUP * 2 + 10)
+    assert seen == READS_PER_WAKEUP
 
 
 async def test_a_datagram_the_handler_fails_on_does_not_stop_the_socket(peer):
@@ -90,7 +96,7 @@ async def test_a_datagram_the_handler_fails_on_does_not_stop_the_socket(peer):
     try:
         peer.sendto(b"raise", endpoint.address)
         peer.sendto(b"after", endpoint.address)
-        await until(lambda: recorder.datagrams)
+        await asyncio.wait_for(recorder.complete.wait(), TIMEOUT)
         assert [data for data, _ in recorder.datagrams] == [b"after"]
     finally:
         endpoint.close()
@@ -114,7 +120,8 @@ async def test_datagrams_the_kernel_cannot_take_yet_wait_and_leave_in_order_once
         sock.full = True
         for index in range(5):
             endpoint.sendto(b"queued %d" % index, peer.getsockname())
-        await asyncio.sleep(0.05)  # the socket reports writable; the 'kernel' still refuses
+        # the socket reports writable, the endpoint tries again, and the 'kernel' still refuses
+        await asyncio.wait_for(sock.refused_again.wait(), TIMEOUT)
         sock.full = False
         endpoint.sendto(b"after", peer.getsockname())  # behind the queued ones, not ahead of them
         received = [(await asyncio.to_thread(peer.recvfrom, 100))[0] for _ in range(6)]
@@ -126,13 +133,12 @@ async def test_datagrams_the_kernel_cannot_take_yet_wait_and_leave_in_order_once
 async def test_a_closed_endpoint_reads_and_sends_nothing(peer):
     recorder = Recorder()
     endpoint = UdpEndpoint(bind_udp("127.0.0.1", 0, receive_buffer=1 << 20), recorder)
-    address = endpoint.address
+    descriptor = endpoint.socket.fileno()
     endpoint.close()
     endpoint.sendto(b"ignored", peer.getsockname())  # no error: the server is shutting down
-    peer.sendto(b"late", address)
-    await asyncio.sleep(0.05)
-    assert recorder.datagrams == []
     assert endpoint.socket.fileno() == -1
+    assert not asyncio.get_running_loop().remove_reader(descriptor)  # the loop no longer watches it
+    assert recorder.datagrams == []
 
 
 def test_bind_refuses_an_address_in_use():
