@@ -18,15 +18,16 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from imsite.gc_policy import collect_periodically, tune_gc
 from realtime.client import ClientError, ImClient, TransportFactory, websocket_factory, webtransport_factory
 from schema.codec import Message
 
 CONNECT_CONCURRENCY = 64  # handshakes in flight while a workload brings its clients up (not W3's paced ones)
+CATCH_UP_SECONDS = 30.0  # how long the connected clients may take to answer their first Syncs
 SEND_WINDOW = 10  # unacknowledged messages per sender (WORKLOADS.md)
 
 logger = logging.getLogger("bench.loadgen")
@@ -143,7 +144,25 @@ async def connect_all(
             await client.connect()
 
     await asyncio.gather(*(connect(client) for client in clients))
+    await caught_up(clients, time.monotonic() + CATCH_UP_SECONDS)
     return clients
+
+
+class CatchingUp(Protocol):
+    @property
+    def syncing(self) -> bool: ...
+
+
+async def caught_up(clients: Sequence[CatchingUp], deadline: float) -> None:
+    """Wait until every client has its first Sync answered. Each one syncs as it connects: measured
+    from the last connect, the workload would start while the logic worker still serves those Syncs
+    (hundreds of milliseconds of database work for 200 clients), and its first messages would queue
+    behind them (W2's p99 was those first messages)."""
+    while any(client.syncing for client in clients):
+        if time.monotonic() > deadline:
+            behind = sum(client.syncing for client in clients)
+            raise RuntimeError(f"{behind} of {len(clients)} clients not caught up after connecting")
+        await asyncio.sleep(0.01)
 
 
 async def close_all(clients: list[ImClient]) -> None:
