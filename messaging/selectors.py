@@ -7,14 +7,18 @@ soft-deleted messages keep their seq (clients sync by seq and must see no gap) b
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
+
+from django.db.models import F, Q, Window
+from django.db.models.functions import RowNumber
 
 from accounts.models import User
 from imsite.errors import InvalidInput, NotFound
 from messaging.models import Membership, Message
-from messaging.services.sending import StoredMessage
+from messaging.services.sending import StoredMessage, as_stored
 
 MEMBERS_INLINE_LIMIT = 20
 HISTORY_DEFAULT_LIMIT = 50
@@ -203,29 +207,67 @@ def messages_after(
 ) -> tuple[list[StoredMessage], bool] | None:
     """The logic worker's sync: up to `limit` messages above after_seq in seq order and whether more
     remain; None when user_id is not a member. Recalled and deleted messages come with an empty body."""
-    if not is_member(user_id, conversation_id):
-        return None
+    return messages_after_many([SyncCursor(user_id, conversation_id, after_seq)], limit=limit)[0]
+
+
+class SyncCursor(NamedTuple):
+    user_id: int
+    conversation_id: int
+    after_seq: int
+
+
+def messages_after_many(
+    cursors: Sequence[SyncCursor], *, limit: int = HISTORY_MAX_LIMIT
+) -> list[tuple[list[StoredMessage], bool] | None]:
+    """messages_after for many cursors at once, in their order: one membership query, and one query
+    for the pages of a round of conversations (a conversation asked from two different seqs takes a
+    round each). A node that restarts sends hundreds of Syncs at once, mostly for the same
+    conversations from the same seqs (a group's members): two queries per cursor were most of the
+    logic worker's time while its clients reconnected."""
+    if not cursors:
+        return []
     bounded = max(1, min(limit, HISTORY_MAX_LIMIT))
-    rows = list(
-        Message.all_objects.filter(conversation_id=conversation_id, seq__gt=max(after_seq, 0)).order_by("seq")[
-            : bounded + 1
-        ]
+    members = set(
+        Membership.objects.filter(
+            conversation_id__in={c.conversation_id for c in cursors},
+            user_id__in={c.user_id for c in cursors},
+            conversation__deleted=False,
+        ).values_list("user_id", "conversation_id")
     )
-    messages = [
-        StoredMessage(
-            id=row.id,
-            conversation_id=row.conversation_id,
-            seq=row.seq,
-            sender_id=row.sender_id,
-            client_msg_id=row.client_msg_id,
-            kind=row.kind,
-            body="" if row.recalled or row.deleted else row.body,
-            reply_to_id=row.reply_to_id,
-            created_at=row.created_at,
-        )
-        for row in rows[:bounded]
+    wanted = {(c.conversation_id, c.after_seq) for c in cursors if (c.user_id, c.conversation_id) in members}
+    pages: dict[tuple[int, int], tuple[list[StoredMessage], bool]] = {}
+    rounds: list[dict[int, int]] = []  # conversation id -> after_seq, each conversation once a round
+    for conversation_id, after_seq in sorted(wanted):
+        free = next((r for r in rounds if conversation_id not in r), None)
+        if free is None:
+            free = {}
+            rounds.append(free)
+        free[conversation_id] = after_seq
+    for round_ in rounds:
+        rows: dict[int, list[Message]] = defaultdict(list)
+        for row in _pages_of(round_, bounded + 1):
+            rows[row.conversation_id].append(row)
+        for conversation_id, after_seq in round_.items():
+            found = rows[conversation_id]
+            page = [as_stored(row, hide_body=row.recalled or row.deleted) for row in found[:bounded]]
+            pages[(conversation_id, after_seq)] = (page, len(found) > bounded)
+    return [
+        pages[(c.conversation_id, c.after_seq)] if (c.user_id, c.conversation_id) in members else None for c in cursors
     ]
-    return messages, len(rows) > bounded
+
+
+def _pages_of(after_seqs: dict[int, int], rows_each: int) -> list[Message]:
+    """Up to rows_each messages of each conversation above its seq, in (conversation, seq) order."""
+    above = Q()
+    for conversation_id, after_seq in after_seqs.items():
+        above |= Q(conversation_id=conversation_id, seq__gt=max(after_seq, 0))
+    numbered = (
+        Message.all_objects.filter(above)
+        .annotate(place=Window(RowNumber(), partition_by=[F("conversation_id")], order_by=F("seq").asc()))
+        .filter(place__lte=rows_each)
+        .order_by("conversation_id", "seq")
+    )
+    return list(numbered)
 
 
 def stored_message(message_id: int) -> MessageView:

@@ -43,7 +43,7 @@ from messaging.models import (
     MessageKind,
     direct_key,
 )
-from messaging.services.sending import SendRequest, StoredMessage, _as_stored, send_messages
+from messaging.services.sending import SendRequest, StoredMessage, as_stored, send_messages
 
 MANAGER_ROLES = (MemberRole.OWNER, MemberRole.ADMIN)
 
@@ -435,7 +435,7 @@ def recall_message(actor: User | None, *, message_id: int) -> RecallResult:
             message.save(update_fields=["recalled", "updated_at"])
             from messaging.notify import push_message_on_commit  # not at the top: see _post_event
 
-            push_message_on_commit(_as_stored(message), recalled=True)
+            push_message_on_commit(as_stored(message), recalled=True)
     return RecallResult(
         message_id=message.id, conversation_id=message.conversation_id, seq=message.seq, changed=changed
     )

@@ -226,7 +226,8 @@ def _first_problem(request: SendRequest, *, limit: int, allow_system: bool) -> t
     return None
 
 
-def _as_stored(row: Message) -> StoredMessage:
+def as_stored(row: Message, *, hide_body: bool = False) -> StoredMessage:
+    """A message row as the send path returns it; hide_body for recalled or deleted ones read back."""
     return StoredMessage(
         id=row.id,
         conversation_id=row.conversation_id,
@@ -234,7 +235,7 @@ def _as_stored(row: Message) -> StoredMessage:
         sender_id=row.sender_id,
         client_msg_id=row.client_msg_id,
         kind=row.kind,
-        body=row.body,
+        body="" if hide_body else row.body,
         reply_to_id=row.reply_to_id,
         created_at=row.created_at,
     )

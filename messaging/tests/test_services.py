@@ -138,6 +138,43 @@ def test_messages_after_pages_forward_for_members_only(alice: User, bob: User, c
     assert selectors.messages_after(charlie.id, conversation_id=direct, after_seq=0) is None
 
 
+def test_many_sync_cursors_are_answered_in_their_order_each_from_its_own_seq(
+    alice: User, bob: User, charlie: User, direct: int, group: int, django_assert_max_num_queries: Any
+) -> None:
+    send(alice, direct, "d1", "d2", "d3")
+    send(alice, group, "g1", "g2", "g3", "g4")
+    seq = {m.body: m.seq for m in Message.objects.all()}
+    cursors = [
+        selectors.SyncCursor(bob.id, group, seq["g2"]),
+        selectors.SyncCursor(charlie.id, direct, 0),  # not a member
+        selectors.SyncCursor(bob.id, direct, seq["d1"]),
+        selectors.SyncCursor(charlie.id, group, seq["g1"] - 1),  # the same conversation from another seq
+        selectors.SyncCursor(alice.id, group, seq["g2"]),  # the same page as bob's
+        selectors.SyncCursor(bob.id, group, seq["g4"]),  # nothing new
+    ]
+
+    with django_assert_max_num_queries(4):  # membership, then a round per seq the group is asked from
+        pages = selectors.messages_after_many(cursors, limit=2)
+
+    summary = [None if page is None else ([m.body for m in page[0]], page[1]) for page in pages]
+    assert summary == [
+        (["g3", "g4"], False),
+        None,
+        (["d2", "d3"], False),
+        (["g1", "g2"], True),
+        (["g3", "g4"], False),
+        ([], False),
+    ]
+    assert selectors.messages_after_many([]) == []
+
+
+def test_a_deleted_conversation_is_synced_by_no_one(alice: User, bob: User, group: int) -> None:
+    send(alice, group, "g1")
+    Conversation.objects.filter(id=group).update(deleted=True)
+
+    assert selectors.messages_after_many([selectors.SyncCursor(bob.id, group, 0)]) == [None]
+
+
 def test_mark_read_by_id_serves_callers_without_a_user_object(alice: User, bob: User, direct: int) -> None:
     send(alice, direct, "1", "2")
 

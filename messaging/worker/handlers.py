@@ -158,8 +158,7 @@ def handle_batch(items: Sequence[Inbound]) -> Outbox:
             _handle_read(upstream, receipt, members, outbox)
         for upstream, typing in typings:
             _handle_typing(upstream, typing, members, outbox)
-    for upstream, sync in syncs:
-        _handle_sync(upstream, sync, outbox)
+    _handle_syncs(syncs, outbox)
     return outbox
 
 
@@ -270,11 +269,12 @@ def _handle_typing(upstream: Upstream, typing: Typing, members: dict[int, list[i
         outbox.fanouts.append(Fanout(encode_frame(update), others))
 
 
-def _handle_sync(upstream: Upstream, sync: Sync, outbox: Outbox) -> None:
-    for cursor in sync.cursors:
-        page = selectors.messages_after(
-            upstream.user_id, conversation_id=cursor.conversation_id, after_seq=cursor.after_seq, limit=SYNC_PAGE_SIZE
-        )
+def _handle_syncs(syncs: Sequence[tuple[Upstream, Sync]], outbox: Outbox) -> None:
+    """Every cursor of the batch's Syncs read at once; answered in arrival order."""
+    asked = [(upstream, cursor) for upstream, sync in syncs for cursor in sync.cursors]
+    cursors = [selectors.SyncCursor(upstream.user_id, c.conversation_id, c.after_seq) for upstream, c in asked]
+    pages = selectors.messages_after_many(cursors, limit=SYNC_PAGE_SIZE)
+    for (upstream, cursor), page in zip(asked, pages, strict=True):
         if page is None:
             outbox.answer(upstream, _not_member_error(cursor.conversation_id))
             continue
