@@ -37,6 +37,7 @@ from realtime.certificates import CertificateInfo
 from realtime.udp_endpoint import UdpEndpoint, bind_udp
 from realtime.webtransport_quic import (
     SESSION_GONE,
+    LeanQuicConnection,
     QuicDriver,
     encode_close_capsule,
     header_value,
@@ -96,7 +97,7 @@ class _FrameHandlers:
         return getattr(self._connection, name), epochs
 
 
-class _ServerQuicConnection(QuicConnection):
+class _ServerQuicConnection(LeanQuicConnection):
     """aioquic's QuicConnection with less per-connection state (an idle session is mostly its QUIC
     connection). The two private attributes touched are read by aioquic only as replaced here."""
 

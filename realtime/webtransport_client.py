@@ -33,7 +33,13 @@ from aioquic.quic.events import (
 )
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from realtime.webtransport_quic import QuicDriver, encode_close_capsule, header_value, parse_close_capsule
+from realtime.webtransport_quic import (
+    LeanQuicConnection,
+    QuicDriver,
+    encode_close_capsule,
+    header_value,
+    parse_close_capsule,
+)
 from schema.frames import FrameError
 from schema.framing import FrameReader, frame_with_length
 
@@ -53,7 +59,7 @@ class WebTransportClosed(ConnectionError):
         self.reason = reason
 
 
-class _ClientQuicConnection(QuicConnection):
+class _ClientQuicConnection(LeanQuicConnection):
     """aioquic's client offers a key share for each of P-256, P-384, X25519 and X448: four key pairs
     made per handshake (0.77 ms of CPU here, an eighth of the client's handshake), where one is used.
     This one offers X25519 only, as browsers do first; every TLS 1.3 server supports it."""

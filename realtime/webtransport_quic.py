@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from typing import Protocol
+import threading
+from typing import Any, Protocol
 
 from aioquic import tls
 from aioquic.buffer import Buffer, BufferReadError, encode_uint_var  # type: ignore[attr-defined]
-from aioquic.quic.connection import NetworkAddress, QuicConnection
+from aioquic.quic.connection import CRYPTO_BUFFER_SIZE, NetworkAddress, QuicConnection
 from aioquic.quic.events import QuicEvent
 from aioquic.quic.packet import QuicErrorCode
 
@@ -53,6 +54,38 @@ def parse_close_capsule(body: bytes) -> tuple[int, str] | None:
 
 def header_value(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
     return next((value for key, value in headers if key == name), None)
+
+
+class _ScratchBuffers(threading.local):
+    def __init__(self) -> None:
+        self.by_epoch = {epoch: Buffer(capacity=CRYPTO_BUFFER_SIZE) for epoch in _CRYPTO_EPOCHS}
+
+
+_CRYPTO_EPOCHS = (tls.Epoch.INITIAL, tls.Epoch.HANDSHAKE, tls.Epoch.ONE_RTT)
+_scratch = _ScratchBuffers()
+
+
+class LeanQuicConnection(QuicConnection):
+    """aioquic's QuicConnection without its three 16 KiB handshake buffers per connection (48 KiB, the
+    largest part of an idle session's memory). TLS writes a handshake message there and aioquic copies
+    it into the epoch's crypto stream at once, in the same call, leaving the buffer empty: scratch
+    space, so the connections of a thread share one set, emptied before each use in case an error
+    left something behind. `_crypto_buffers` and the two methods are aioquic's private names."""
+
+    def _initialize(self, peer_cid: bytes) -> None:
+        super()._initialize(peer_cid)
+        self._crypto_buffers = _empty_scratch()  # the client's first flight is written right after this
+
+    def _handle_crypto_frame(self, context: Any, frame_type: int, buf: Buffer) -> None:
+        self._crypto_buffers = _empty_scratch()
+        super()._handle_crypto_frame(context, frame_type, buf)
+
+
+def _empty_scratch() -> dict[tls.Epoch, Buffer]:
+    buffers = _scratch.by_epoch
+    for buffer in buffers.values():
+        buffer.seek(0)
+    return buffers
 
 
 # How long the ACK of a received packet may wait for data to ride on. aioquic sends it 1 ms after

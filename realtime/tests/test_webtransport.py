@@ -551,6 +551,20 @@ async def test_each_end_gets_one_spare_connection_id(serve):
     assert len(connection.cids) == 3  # routed: the client's original destination id, and two of ours
 
 
+async def test_connections_share_their_handshake_buffers_and_leftovers_never_leak(serve):
+    client, connection = await one_echoed_connection(serve)
+    assert connection.quic._crypto_buffers is client.quic._crypto_buffers  # one set for the thread
+    for buffer in connection.quic._crypto_buffers.values():
+        buffer.push_bytes(b"left behind by a handshake that failed halfway")
+
+    running = await serve()  # a new server, and a new client: both handshakes go through the buffers
+    second = await running.connect()
+    second.send(b"after")
+
+    assert await recv_frames(second, 1) == [b"after"]
+    assert all(buffer.tell() == 0 for buffer in connection.quic._crypto_buffers.values())
+
+
 async def test_a_renewed_certificate_is_served_to_new_connections(serve, tmp_path):
     from datetime import UTC, datetime, timedelta
 
