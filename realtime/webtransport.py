@@ -15,8 +15,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
+from aioquic import tls
 from aioquic.buffer import Buffer  # type: ignore[attr-defined]
 from aioquic.h3.connection import H3_ALPN, ErrorCode, FrameUnexpected, H3Connection
 from aioquic.h3.events import DataReceived, H3Event, HeadersReceived, WebTransportStreamDataReceived
@@ -97,9 +98,24 @@ class _FrameHandlers:
         return getattr(self._connection, name), epochs
 
 
+class _SpentTls:
+    """What stands for a server connection's TLS context once its handshake is complete. TLS 1.3 over
+    QUIC has nothing more for a server to read (RFC 9001 6: no KeyUpdate; we issue no tickets), which
+    aioquic's context in that state answers with unexpected_message too; its keys, transcript and
+    handshake messages were 4 KiB of each idle session."""
+
+    state = tls.State.SERVER_POST_HANDSHAKE
+
+    def handle_message(self, data: bytes, buffers: object) -> None:
+        raise tls.AlertUnexpectedMessage("no TLS message is expected after the handshake")
+
+
+_SPENT_TLS = _SpentTls()
+
+
 class _ServerQuicConnection(LeanQuicConnection):
     """aioquic's QuicConnection with less per-connection state (an idle session is mostly its QUIC
-    connection). The two private attributes touched are read by aioquic only as replaced here."""
+    connection). The private attributes touched are read by aioquic only as replaced here."""
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
@@ -114,6 +130,11 @@ class _ServerQuicConnection(LeanQuicConnection):
             super()._replenish_connection_ids()
         finally:
             self._remote_active_connection_id_limit = limit
+
+    def _handle_crypto_frame(self, context: Any, frame_type: int, buf: Buffer) -> None:
+        super()._handle_crypto_frame(context, frame_type, buf)
+        if self._handshake_complete:  # aioquic read the negotiated ALPN and told us, in the call above
+            self.tls = _SPENT_TLS  # type: ignore[assignment]
 
 
 class WebTransportSession:

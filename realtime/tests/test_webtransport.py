@@ -565,6 +565,25 @@ async def test_connections_share_their_handshake_buffers_and_leftovers_never_lea
     assert all(buffer.tell() == 0 for buffer in connection.quic._crypto_buffers.values())
 
 
+async def test_tls_after_the_handshake_is_refused_as_aioquic_would_and_other_sessions_go_on(serve):
+    from aioquic import tls
+    from aioquic.quic.packet import QuicErrorCode
+
+    running = await serve()
+    intruder, bystander = await running.connect(), await running.connect()
+    for connection in running.server.connections:
+        assert type(connection.quic.tls).__name__ == "_SpentTls"  # the handshake's state is let go
+
+    # a TLS message in the 1-RTT epoch (a KeyUpdate, which QUIC forbids: RFC 9001 6)
+    intruder.quic._crypto_streams[tls.Epoch.ONE_RTT].sender.write(b"\x18\x00\x00\x01\x00")
+    intruder.transmit()
+    closed = await asyncio.wait_for(intruder.wait_closed(), TIMEOUT)
+
+    assert closed.code == QuicErrorCode.CRYPTO_ERROR + tls.AlertDescription.unexpected_message
+    bystander.send(b"still here")
+    assert await recv_frames(bystander, 1) == [b"still here"]
+
+
 async def test_a_renewed_certificate_is_served_to_new_connections(serve, tmp_path):
     from datetime import UTC, datetime, timedelta
 
