@@ -30,6 +30,7 @@ from aioquic.quic.events import (
     ProtocolNegotiated,
     QuicEvent,
     StopSendingReceived,
+    StreamDataReceived,
     StreamReset,
 )
 from aioquic.quic.packet import QuicPacketType, encode_quic_version_negotiation, pull_quic_header
@@ -293,6 +294,11 @@ class _Connection(QuicDriver):
         self._terminated()
 
     def handle_event(self, event: QuicEvent) -> None:
+        if type(event) is StreamDataReceived:
+            session = self._data_streams.get(event.stream_id)
+            if session is not None:  # a session's stream, past its header: H3 would only pass it on
+                session._receive(event.data, event.end_stream)
+                return
         if isinstance(event, ProtocolNegotiated):
             self._h3 = H3Connection(self.quic, enable_webtransport=True)
         elif isinstance(event, ConnectionIdIssued):
