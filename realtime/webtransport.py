@@ -34,6 +34,7 @@ from aioquic.quic.events import (
     StreamReset,
 )
 from aioquic.quic.packet import QuicPacketType, encode_quic_version_negotiation, pull_quic_header
+from aioquic.quic.stream import QuicStream
 
 from realtime.certificates import CertificateInfo
 from realtime.udp_endpoint import UdpEndpoint, bind_udp
@@ -112,6 +113,11 @@ class _SpentTls:
 
 
 _SPENT_TLS = _SpentTls()
+# What stands for the Initial and Handshake crypto streams of a server connection past its handshake:
+# their packets can no longer be decrypted (the epochs' keys are gone), and aioquic only writes them
+# the empty output of a TLS that has nothing more to say. One for all connections (1.2 KiB each).
+_SPENT_CRYPTO_STREAM = QuicStream()
+_HANDSHAKE_EPOCHS = (tls.Epoch.INITIAL, tls.Epoch.HANDSHAKE)
 
 
 class _ServerQuicConnection(LeanQuicConnection):
@@ -136,6 +142,9 @@ class _ServerQuicConnection(LeanQuicConnection):
         super()._handle_crypto_frame(context, frame_type, buf)
         if self._handshake_complete:  # aioquic read the negotiated ALPN and told us, in the call above
             self.tls = _SPENT_TLS  # type: ignore[assignment]
+            for epoch in _HANDSHAKE_EPOCHS:
+                if self._spaces[epoch].discarded:
+                    self._crypto_streams[epoch] = _SPENT_CRYPTO_STREAM
 
 
 class WebTransportSession:

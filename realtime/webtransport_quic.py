@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from aioquic import tls
 from aioquic.buffer import Buffer, BufferReadError, encode_uint_var  # type: ignore[attr-defined]
 from aioquic.quic.connection import CRYPTO_BUFFER_SIZE, NetworkAddress, QuicConnection
+from aioquic.quic.crypto import NoCallback
 from aioquic.quic.events import QuicEvent
 from aioquic.quic.packet import QuicErrorCode
 
@@ -70,11 +71,17 @@ class LeanQuicConnection(QuicConnection):
     largest part of an idle session's memory). TLS writes a handshake message there and aioquic copies
     it into the epoch's crypto stream at once, in the same call, leaving the buffer empty: scratch
     space, so the connections of a thread share one set, emptied before each use in case an error
-    left something behind. `_crypto_buffers` and the two methods are aioquic's private names."""
+    left something behind. Nor, without a qlog, its key-change callbacks: twelve bound methods that
+    log to the qlog only (3 KiB). `_crypto_buffers`, `_quic_logger`, the key callbacks and the two
+    methods are aioquic's private names."""
 
     def _initialize(self, peer_cid: bytes) -> None:
         super()._initialize(peer_cid)
         self._crypto_buffers = _empty_scratch()  # the client's first flight is written right after this
+        if self._quic_logger is None:
+            for pair in self._cryptos.values():
+                for context in (pair.recv, pair.send):
+                    context._setup_cb = context._teardown_cb = NoCallback
 
     def _handle_crypto_frame(self, context: Any, frame_type: int, buf: Buffer) -> None:
         self._crypto_buffers = _empty_scratch()

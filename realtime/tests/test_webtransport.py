@@ -567,12 +567,18 @@ async def test_connections_share_their_handshake_buffers_and_leftovers_never_lea
 
 async def test_tls_after_the_handshake_is_refused_as_aioquic_would_and_other_sessions_go_on(serve):
     from aioquic import tls
+    from aioquic.quic.crypto import NoCallback
     from aioquic.quic.packet import QuicErrorCode
 
     running = await serve()
     intruder, bystander = await running.connect(), await running.connect()
-    for connection in running.server.connections:
-        assert type(connection.quic.tls).__name__ == "_SpentTls"  # the handshake's state is let go
+    first, second = (connection.quic for connection in running.server.connections)
+    for quic in (first, second):  # the handshake's state is let go, and no qlog callback is kept
+        assert type(quic.tls).__name__ == "_SpentTls"
+        assert all(pair.send._setup_cb is NoCallback for pair in quic._cryptos.values())
+    for epoch in (tls.Epoch.INITIAL, tls.Epoch.HANDSHAKE):  # one stand-in for the spent crypto streams
+        assert first._crypto_streams[epoch] is second._crypto_streams[epoch]
+        assert first._crypto_streams[epoch].sender.buffer_is_empty
 
     # a TLS message in the 1-RTT epoch (a KeyUpdate, which QUIC forbids: RFC 9001 6)
     intruder.quic._crypto_streams[tls.Epoch.ONE_RTT].sender.write(b"\x18\x00\x00\x01\x00")
