@@ -23,6 +23,7 @@ from aioquic.h3.connection import H3_ALPN, ErrorCode, FrameUnexpected, H3Connect
 from aioquic.h3.events import DataReceived, H3Event, HeadersReceived, WebTransportStreamDataReceived
 from aioquic.quic.configuration import SMALLEST_MAX_DATAGRAM_SIZE, QuicConfiguration
 from aioquic.quic.connection import NetworkAddress, QuicConnection
+from aioquic.quic.crypto import CryptoPair
 from aioquic.quic.events import (
     ConnectionIdIssued,
     ConnectionIdRetired,
@@ -118,6 +119,11 @@ _SPENT_TLS = _SpentTls()
 # the empty output of a TLS that has nothing more to say. One for all connections (1.2 KiB each).
 _SPENT_CRYPTO_STREAM = QuicStream()
 _HANDSHAKE_EPOCHS = (tls.Epoch.INITIAL, tls.Epoch.HANDSHAKE)
+# And for their keys, 0-RTT's (which we never accept) and the Initial keys made for each QUIC version
+# the client might have switched to: keys never set up, so a late packet of those epochs is dropped as
+# undecryptable, as it was once aioquic had torn the real ones down (2.7 KiB a connection).
+_SPENT_CRYPTO_PAIR = CryptoPair()
+_SPENT_KEY_EPOCHS = (tls.Epoch.INITIAL, tls.Epoch.ZERO_RTT, tls.Epoch.HANDSHAKE)
 
 
 class _ServerQuicConnection(LeanQuicConnection):
@@ -145,6 +151,15 @@ class _ServerQuicConnection(LeanQuicConnection):
             for epoch in _HANDSHAKE_EPOCHS:
                 if self._spaces[epoch].discarded:
                     self._crypto_streams[epoch] = _SPENT_CRYPTO_STREAM
+            for epoch in _SPENT_KEY_EPOCHS:
+                if not _usable(self._cryptos[epoch]):
+                    self._cryptos[epoch] = _SPENT_CRYPTO_PAIR
+            if not any(_usable(pair) for pair in self._cryptos_initial.values()):
+                self._cryptos_initial = dict.fromkeys(self._cryptos_initial, _SPENT_CRYPTO_PAIR)
+
+
+def _usable(pair: CryptoPair) -> bool:
+    return bool(pair.recv.is_valid() or pair.send.is_valid())
 
 
 class WebTransportSession:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 import ssl
@@ -579,6 +580,11 @@ async def test_tls_after_the_handshake_is_refused_as_aioquic_would_and_other_ses
     for epoch in (tls.Epoch.INITIAL, tls.Epoch.HANDSHAKE):  # one stand-in for the spent crypto streams
         assert first._crypto_streams[epoch] is second._crypto_streams[epoch]
         assert first._crypto_streams[epoch].sender.buffer_is_empty
+    for epoch in (tls.Epoch.INITIAL, tls.Epoch.ZERO_RTT, tls.Epoch.HANDSHAKE):  # and for their keys
+        assert first._cryptos[epoch] is second._cryptos[epoch]
+        assert not first._cryptos[epoch].recv.is_valid()
+        assert not first._cryptos[epoch].send.is_valid()
+    assert set(map(id, first._cryptos_initial.values())) == {id(first._cryptos[tls.Epoch.INITIAL])}
 
     # a TLS message in the 1-RTT epoch (a KeyUpdate, which QUIC forbids: RFC 9001 6)
     intruder.quic._crypto_streams[tls.Epoch.ONE_RTT].sender.write(b"\x18\x00\x00\x01\x00")
@@ -588,6 +594,22 @@ async def test_tls_after_the_handshake_is_refused_as_aioquic_would_and_other_ses
     assert closed.code == QuicErrorCode.CRYPTO_ERROR + tls.AlertDescription.unexpected_message
     bystander.send(b"still here")
     assert await recv_frames(bystander, 1) == [b"still here"]
+
+
+async def test_a_late_initial_packet_for_a_connection_past_its_handshake_is_dropped(serve, caplog):
+    running = await serve()
+    client = await running.connect()
+    late = QuicConnection(configuration=QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN))
+    late._peer_cid.cid = client.quic.original_destination_connection_id  # routed to the live connection
+    late.connect(("127.0.0.1", running.port), now=asyncio.get_running_loop().time())
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for data, _ in late.datagrams_to_send(now=asyncio.get_running_loop().time()):
+            sock.sendto(data, ("127.0.0.1", running.port))
+
+    client.send(b"after")  # answered after the Initial was read: the server reads in arrival order
+    assert await recv_frames(client, 1) == [b"after"]
+    assert len(running.server.connections) == 1
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # dropped as undecryptable, no error
 
 
 async def test_a_renewed_certificate_is_served_to_new_connections(serve, tmp_path):
