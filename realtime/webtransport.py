@@ -38,6 +38,7 @@ from aioquic.quic.packet import QuicPacketType, encode_quic_version_negotiation,
 from aioquic.quic.stream import QuicStream
 
 from realtime.certificates import CertificateInfo
+from realtime.static_qpack import StaticQpackH3Connection
 from realtime.udp_endpoint import UdpEndpoint, bind_udp
 from realtime.webtransport_quic import (
     SESSION_GONE,
@@ -324,7 +325,7 @@ class _Connection(QuicDriver):
                 session._receive(event.data, event.end_stream)
                 return
         if isinstance(event, ProtocolNegotiated):
-            self._h3 = H3Connection(self.quic, enable_webtransport=True)
+            self._h3 = StaticQpackH3Connection(self.quic, enable_webtransport=True)
         elif isinstance(event, ConnectionIdIssued):
             self._server.route(event.connection_id, self)
         elif isinstance(event, ConnectionIdRetired):

@@ -647,6 +647,18 @@ def test_a_timer_run_early_by_uvloop_still_sends_what_was_due_once(certificate, 
     assert fires <= 2 * 20  # at most each end's ACK timer once an echo (hundreds, when it spun)
 
 
+async def test_the_client_is_told_to_use_no_qpack_table_and_its_request_is_decoded_without_one(serve):
+    from aioquic.h3.connection import Setting
+
+    client, connection = await one_echoed_connection(serve)  # its CONNECT was decoded and answered
+    assert client._h3 is not None
+    announced = client._h3._received_settings or {}
+
+    assert announced[Setting.QPACK_MAX_TABLE_CAPACITY] == 0
+    assert announced[Setting.QPACK_BLOCKED_STREAMS] == 0
+    assert type(connection._h3._decoder).__name__ == "StaticQpack"
+
+
 async def test_a_renewed_certificate_is_served_to_new_connections(serve, tmp_path):
     from datetime import UTC, datetime, timedelta
 
