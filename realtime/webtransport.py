@@ -35,6 +35,7 @@ from aioquic.quic.events import (
     StreamReset,
 )
 from aioquic.quic.packet import QuicPacketType, encode_quic_version_negotiation, pull_quic_header
+from aioquic.quic.recovery import QuicPacketSpace
 from aioquic.quic.stream import QuicStream
 
 from realtime.certificates import CertificateInfo
@@ -124,6 +125,9 @@ _HANDSHAKE_EPOCHS = (tls.Epoch.INITIAL, tls.Epoch.HANDSHAKE)
 # the client might have switched to: keys never set up, so a late packet of those epochs is dropped as
 # undecryptable, as it was once aioquic had torn the real ones down (2.7 KiB a connection).
 _SPENT_CRYPTO_PAIR = CryptoPair()
+# And for their packet number spaces, discarded (RFC 9001 4.9): empty, read and never written again.
+_SPENT_SPACE = QuicPacketSpace()
+_SPENT_SPACE.discarded = True
 _SPENT_KEY_EPOCHS = (tls.Epoch.INITIAL, tls.Epoch.ZERO_RTT, tls.Epoch.HANDSHAKE)
 
 
@@ -150,8 +154,11 @@ class _ServerQuicConnection(LeanQuicConnection):
         if self._handshake_complete:  # aioquic read the negotiated ALPN and told us, in the call above
             self.tls = _SPENT_TLS  # type: ignore[assignment]
             for epoch in _HANDSHAKE_EPOCHS:
-                if self._spaces[epoch].discarded:
+                spent = self._spaces[epoch]
+                if spent.discarded and spent is not _SPENT_SPACE:
                     self._crypto_streams[epoch] = _SPENT_CRYPTO_STREAM
+                    self._spaces[epoch] = _SPENT_SPACE
+                    self._loss.spaces = [_SPENT_SPACE if space is spent else space for space in self._loss.spaces]
             for epoch in _SPENT_KEY_EPOCHS:
                 if not _usable(self._cryptos[epoch]):
                     self._cryptos[epoch] = _SPENT_CRYPTO_PAIR

@@ -578,9 +578,13 @@ async def test_tls_after_the_handshake_is_refused_as_aioquic_would_and_other_ses
     for quic in (first, second):  # the handshake's state is let go, and no qlog callback is kept
         assert type(quic.tls).__name__ == "_SpentTls"
         assert all(pair.send._setup_cb is NoCallback for pair in quic._cryptos.values())
-    for epoch in (tls.Epoch.INITIAL, tls.Epoch.HANDSHAKE):  # one stand-in for the spent crypto streams
+    for epoch in (tls.Epoch.INITIAL, tls.Epoch.HANDSHAKE):  # one stand-in for the spent streams and spaces
         assert first._crypto_streams[epoch] is second._crypto_streams[epoch]
         assert first._crypto_streams[epoch].sender.buffer_is_empty
+        assert first._spaces[epoch] is second._spaces[epoch]
+        assert first._spaces[epoch].discarded
+        assert not first._spaces[epoch].sent_packets
+    assert first._loss.spaces == list(first._spaces.values())  # loss recovery sees the same spaces
     for epoch in (tls.Epoch.INITIAL, tls.Epoch.ZERO_RTT, tls.Epoch.HANDSHAKE):  # and for their keys
         assert first._cryptos[epoch] is second._cryptos[epoch]
         assert not first._cryptos[epoch].recv.is_valid()
