@@ -144,25 +144,25 @@ async def connect_all(
             await client.connect()
 
     await asyncio.gather(*(connect(client) for client in clients))
-    await caught_up(clients, time.monotonic() + CATCH_UP_SECONDS)
+    await caught_up(clients, CATCH_UP_SECONDS)
     return clients
 
 
 class CatchingUp(Protocol):
-    @property
-    def syncing(self) -> bool: ...
+    async def wait_caught_up(self) -> None: ...
 
 
-async def caught_up(clients: Sequence[CatchingUp], deadline: float) -> None:
+async def caught_up(clients: Sequence[CatchingUp], seconds: float) -> None:
     """Wait until every client has its first Sync answered. Each one syncs as it connects: measured
     from the last connect, the workload would start while the logic worker still serves those Syncs
     (hundreds of milliseconds of database work for 200 clients), and its first messages would queue
     behind them (W2's p99 was those first messages)."""
-    while any(client.syncing for client in clients):
-        if time.monotonic() > deadline:
-            behind = sum(client.syncing for client in clients)
-            raise RuntimeError(f"{behind} of {len(clients)} clients not caught up after connecting")
-        await asyncio.sleep(0.01)
+    waits = [asyncio.ensure_future(client.wait_caught_up()) for client in clients]
+    _, behind = await asyncio.wait(waits, timeout=seconds)
+    for wait in behind:
+        wait.cancel()
+    if behind:
+        raise RuntimeError(f"{len(behind)} of {len(clients)} clients not caught up after connecting")
 
 
 async def close_all(clients: list[ImClient]) -> None:

@@ -151,19 +151,23 @@ class _ServerQuicConnection(LeanQuicConnection):
 
     def _handle_crypto_frame(self, context: Any, frame_type: int, buf: Buffer) -> None:
         super()._handle_crypto_frame(context, frame_type, buf)
-        if self._handshake_complete:  # aioquic read the negotiated ALPN and told us, in the call above
-            self.tls = _SPENT_TLS  # type: ignore[assignment]
-            for epoch in _HANDSHAKE_EPOCHS:
-                spent = self._spaces[epoch]
-                if spent.discarded and spent is not _SPENT_SPACE:
-                    self._crypto_streams[epoch] = _SPENT_CRYPTO_STREAM
-                    self._spaces[epoch] = _SPENT_SPACE
-                    self._loss.spaces = [_SPENT_SPACE if space is spent else space for space in self._loss.spaces]
-            for epoch in _SPENT_KEY_EPOCHS:
-                if not _usable(self._cryptos[epoch]):
-                    self._cryptos[epoch] = _SPENT_CRYPTO_PAIR
-            if not any(_usable(pair) for pair in self._cryptos_initial.values()):
-                self._cryptos_initial = dict.fromkeys(self._cryptos_initial, _SPENT_CRYPTO_PAIR)
+        # once complete, aioquic has read the negotiated ALPN and told us, in the call above
+        if self._handshake_complete and not isinstance(self.tls, _SpentTls):
+            self._let_go_of_the_handshake()
+
+    def _let_go_of_the_handshake(self) -> None:
+        self.tls = _SPENT_TLS  # type: ignore[assignment]
+        for epoch in _HANDSHAKE_EPOCHS:
+            spent = self._spaces[epoch]
+            if spent.discarded:
+                self._crypto_streams[epoch] = _SPENT_CRYPTO_STREAM
+                self._spaces[epoch] = _SPENT_SPACE
+                self._loss.spaces = [_SPENT_SPACE if space is spent else space for space in self._loss.spaces]
+        for epoch in _SPENT_KEY_EPOCHS:
+            if not _usable(self._cryptos[epoch]):
+                self._cryptos[epoch] = _SPENT_CRYPTO_PAIR
+        if not any(_usable(pair) for pair in self._cryptos_initial.values()):
+            self._cryptos_initial = dict.fromkeys(self._cryptos_initial, _SPENT_CRYPTO_PAIR)
 
 
 def _usable(pair: CryptoPair) -> bool:

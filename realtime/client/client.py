@@ -158,6 +158,7 @@ class ImClient:
         self._transport: Transport | None = None
         self._generation = 0
         self._connected = asyncio.Event()
+        self._caught_up = asyncio.Event()  # set while `syncing` is False
         self._messages: asyncio.Queue[Message | None] = asyncio.Queue()
         self._buffer_messages = buffer_messages  # False: on_message only, nothing kept for messages()
         self._runner: asyncio.Task[None] | None = None
@@ -219,6 +220,16 @@ class ImClient:
     def syncing(self) -> bool:
         """True while a Sync is outstanding or messages wait behind a gap: the client is not caught up."""
         return bool(self._syncing) or any(self._held.values())
+
+    async def wait_caught_up(self) -> None:
+        """Wait until no Sync is outstanding and no message waits behind a gap (`syncing` is False)."""
+        await self._caught_up.wait()
+
+    def _refresh_caught_up(self) -> None:
+        if self.syncing:
+            self._caught_up.clear()
+        else:
+            self._caught_up.set()
 
     def drop_connection(self) -> None:
         """Lose the current connection at once, saying nothing to the server, as a network failure would
@@ -381,6 +392,7 @@ class ImClient:
             self._sync_counter += 1
             self._sync_numbers[conversation_id] = number = self._sync_counter
             loop.call_later(self._sync_timeout, self._sync_overdue, conversation_id, number)
+        self._caught_up.clear()
         return Sync(cursors=tuple(Cursor(conversation_id=c, after_seq=self._last_seq.get(c, 0)) for c in wanted))
 
     def _sync_overdue(self, conversation_id: int, number: int) -> None:
@@ -391,6 +403,7 @@ class ImClient:
         self._syncing.discard(conversation_id)
         del self._sync_numbers[conversation_id]
         self._request_sync([conversation_id])
+        self._refresh_caught_up()
 
     def _request_sync(self, conversation_ids: Iterable[int]) -> None:
         if self._transport is None:
@@ -565,6 +578,7 @@ class ImClient:
         heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(transport))
         try:
             sync = self._sync_frame(list(self._last_seq))
+            self._refresh_caught_up()
             if sync is not None:  # before the resends, as a fresh client would: catch up, then send
                 with contextlib.suppress(TransportClosed):
                     await transport.send([encode_frame(sync)])
@@ -581,6 +595,7 @@ class ImClient:
                     if not self._handle(frame):
                         assert self.kicked is not None
                         return KickedError(self.kicked.reason)
+                self._refresh_caught_up()  # SyncResults and pushes past a gap change it, only in frames
                 try:
                     batch = await transport.recv_batch()
                 except TransportClosed as error:

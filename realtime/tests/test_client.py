@@ -331,6 +331,27 @@ async def test_an_unanswered_sync_is_asked_again_and_the_gap_still_fills(server:
         assert not client.syncing
 
 
+async def test_wait_caught_up_waits_for_the_connect_sync_and_for_a_gap_to_fill(server: FakeServer) -> None:
+    server.store(4, "m1")
+    async with make_client(server, seed={4: 0}, sync_timeout=0.3) as client:
+        connection = await within(server.authed.get())
+        await within(client.wait_caught_up())
+        assert not client.syncing
+        assert client.last_seq(4) == 1  # the connect Sync's answer is in
+        await server.next_frame(Sync)  # that Sync, seen by the server
+
+        two, three = server.store(4, "m2"), server.store(4, "m3")
+        del two
+        server.lose_syncs = 1
+        await server.push(connection, three)  # 2 is missing: a Sync the server loses, then asked again
+        await server.next_frame(Sync)
+        assert client.syncing
+        assert not client._caught_up.is_set()
+        await within(client.wait_caught_up())
+        assert not client.syncing
+        assert client.last_seq(4) == 3
+
+
 async def test_resync_from_the_server_syncs_every_known_conversation(server: FakeServer) -> None:
     async with make_client(server, seed={4: 0, 6: 0}) as client:
         connection = await within(server.authed.get())

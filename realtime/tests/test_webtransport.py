@@ -621,25 +621,32 @@ def test_a_timer_run_early_by_uvloop_still_sends_what_was_due_once(certificate, 
     # uvloop's clock counts milliseconds: a timer may run while loop.time() still reads just before
     # its time. What it was for (an ACK, here) must leave at that first run, not wait for the clock.
     import uvloop
+    from aioquic import tls
 
     fires = 0
     real_on_timer = QuicDriver._on_timer
+    acked: asyncio.Future[None] | None = None  # resolved when the client's ACK of an echo has left
 
     def counted(driver: QuicDriver) -> None:
         nonlocal fires
         fires += 1
         real_on_timer(driver)
+        space = driver.quic._spaces.get(tls.Epoch.ONE_RTT)
+        if driver.quic._is_client and space is not None and space.ack_at is None and acked and not acked.done():
+            acked.set_result(None)
 
     async def echoes() -> None:
+        nonlocal acked
         server = await serve_webtransport("127.0.0.1", 0, certificate, Recorder)
         client = await connect_webtransport(
             f"https://127.0.0.1:{server.address[1]}/wt", certificate_hashes=[certificate.sha256]
         )
         monkeypatch.setattr(QuicDriver, "_on_timer", counted)
         for number in range(20):
+            acked = asyncio.get_running_loop().create_future()
             client.send(b"%d" % number)
             assert await recv_frames(client, 1) == [b"%d" % number]
-            await asyncio.sleep(0.03)  # the echo's ACK is due 10 ms after it arrived
+            await asyncio.wait_for(acked, TIMEOUT)  # the echo's ACK leaves by its timer (10 ms after)
         client.abort()
         server.close()
 
