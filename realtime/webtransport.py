@@ -34,7 +34,12 @@ from aioquic.quic.events import (
     StreamDataReceived,
     StreamReset,
 )
-from aioquic.quic.packet import QuicPacketType, encode_quic_version_negotiation, pull_quic_header
+from aioquic.quic.packet import (
+    PACKET_LONG_HEADER,
+    QuicPacketType,
+    encode_quic_version_negotiation,
+    pull_quic_header,
+)
 from aioquic.quic.recovery import QuicPacketSpace
 from aioquic.quic.stream import QuicStream
 
@@ -486,6 +491,15 @@ class WebTransportServer:
         self._transport = transport
 
     def datagram_received(self, data: bytes, addr: NetworkAddress) -> None:
+        # A short-header (1-RTT) packet, nearly every packet once connected, names its connection in the
+        # bytes after the first: routed by slicing, without parsing a header that the connection parses
+        # again (a packet for no connection, or malformed, is dropped as below, there or here).
+        if data and not data[0] & PACKET_LONG_HEADER:
+            cid_end = 1 + self._configuration.connection_id_length
+            known = self._connections.get(data[1:cid_end]) if len(data) > cid_end else None
+            if known is not None:
+                known.datagram_received(data, addr)
+            return
         try:
             header = pull_quic_header(Buffer(data=data), host_cid_length=self._configuration.connection_id_length)
         except ValueError:

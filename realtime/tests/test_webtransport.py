@@ -314,6 +314,9 @@ async def test_garbage_datagrams_do_not_disturb_a_live_session(serve):
     garbage = [b"", b"\x00", os.urandom(40), os.urandom(1200), os.urandom(1500)]
     garbage += [b"\xc0" + os.urandom(1299)]  # a long header with an unknown version: a reply, nothing more
     garbage += [b"\x40" + cid + os.urandom(60) for cid in live_cids]  # short headers naming the live connection
+    garbage += [b"\x40" + cid for cid in live_cids]  # ... and nothing after the connection id
+    garbage += [b"\x40" + cid[:3] for cid in live_cids]  # ... cut short inside it
+    garbage += [b"\x40" + os.urandom(1300)]  # a short header big enough for an Initial opens nothing
     garbage += [b"\xc0\x00\x00\x00\x01\x08" + os.urandom(1300)]  # an Initial that decrypts to nothing
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as attacker:
@@ -323,6 +326,7 @@ async def test_garbage_datagrams_do_not_disturb_a_live_session(serve):
         assert await recv_frames(client, 2) == [b"still", b"alive"]
 
     assert (await running.next_handler()).errors == []
+    assert len(running.server.connections) == 1
 
 
 async def test_an_oversize_frame_triggers_on_error_and_the_stream_goes_on(serve):
