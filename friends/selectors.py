@@ -30,18 +30,35 @@ def is_blocked_either_way(user_id: int, other_id: int) -> bool:
 
 
 def friend_ids(user_id: int) -> list[int]:
-    """Ids of the user's friends (soft-deleted users left out), in no particular order.
+    """Ids of the user's friends (soft-deleted users left out), in no particular order."""
+    return friend_ids_of_many([user_id]).get(user_id, [])
 
-    The statement is written out (tables named from the models): the access node runs it for every
-    session that opens or closes, and the ORM's query building cost several times the query."""
+
+# Well under SQLite's limit on a statement's parameters (32,766; 999 before 3.32).
+_USERS_PER_FRIENDS_QUERY = 500
+
+
+def friend_ids_of_many(user_ids: Iterable[int]) -> dict[int, list[int]]:
+    """Each user's friend ids (soft-deleted users left out, users without friends absent), one
+    statement per 500 users.
+
+    The statement is written out (tables named from the models): the access node runs it for the
+    sessions that opened or closed meanwhile, and the ORM's query building cost several times the query."""
+    users = list(dict.fromkeys(user_ids))
     friendship, user = Friendship._meta, User._meta
-    sql = (
-        f'SELECT f."friend_id" FROM "{friendship.db_table}" f JOIN "{user.db_table}" u ON u."id" = f."friend_id"'  # noqa: S608 - model names only
-        ' WHERE f."user_id" = %s AND f."deleted" = %s AND u."deleted" = %s'
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [user_id, False, False])
-        return [row[0] for row in cursor.fetchall()]
+    found: dict[int, list[int]] = {}
+    for start in range(0, len(users), _USERS_PER_FRIENDS_QUERY):
+        chunk = users[start : start + _USERS_PER_FRIENDS_QUERY]
+        sql = (
+            f'SELECT f."user_id", f."friend_id" FROM "{friendship.db_table}" f'  # noqa: S608 - model names and placeholders only
+            f' JOIN "{user.db_table}" u ON u."id" = f."friend_id"'
+            f' WHERE f."user_id" IN ({", ".join(["%s"] * len(chunk))}) AND f."deleted" = %s AND u."deleted" = %s'
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*chunk, False, False])
+            for owner, friend in cursor.fetchall():
+                found.setdefault(owner, []).append(friend)
+    return found
 
 
 def online_user_ids(user_ids: Iterable[int]) -> set[int]:

@@ -23,8 +23,9 @@ from imsite.nats_bridge import bridge
 from messaging.selectors import member_ids_by_conversation
 from messaging.services import StoredMessage
 from messaging.wire import wire_message
-from messaging.worker.handlers import Fanout, Outbox
+from messaging.worker.handlers import Outbox
 from messaging.worker.routing import route
+from realtime.fanout import Fanout
 from realtime.presence import _shared_store
 from schema.codec import PushMessage, encode_frame
 

@@ -39,6 +39,7 @@ import msgspec
 
 from imsite import nats_subjects
 from imsite.events import SessionsKicked, decode_event
+from realtime.fanout import Fanout, route_fanouts
 from realtime.presence import Location, PresenceStore, open_presence
 from realtime.session import (
     Authenticate,
@@ -53,14 +54,11 @@ from realtime.session import (
     UnregisterPresence,
 )
 from schema.codec import (
-    Delivery,
-    Downstream,
     ErrorCode,
     ErrorFrame,
     FrameError,
     PresenceUpdate,
     decode_downstream,
-    encode_downstream,
     encode_frame,
 )
 
@@ -94,17 +92,17 @@ class AuthAnswer:
 Authenticator = Callable[[str], AuthAnswer]
 """Checks an access token on the DB thread; raises TokenInvalid (or any error) to refuse it."""
 
-FriendLookup = Callable[[int], list[int]]
-"""The ids of a user's friends, read on the DB thread."""
+FriendLookup = Callable[[list[int]], dict[int, list[int]]]
+"""The ids of each user's friends (users without any left out), read on the DB thread."""
 
 
-def friends_of(user_id: int) -> list[int]:
+def friends_of(user_ids: list[int]) -> dict[int, list[int]]:
     from django.db import close_old_connections
 
-    from friends.selectors import friend_ids
+    from friends.selectors import friend_ids_of_many
 
     close_old_connections()
-    return friend_ids(user_id)
+    return friend_ids_of_many(user_ids)
 
 
 def session_config() -> SessionConfig:
@@ -582,13 +580,16 @@ class AccessNode:
                     self.mark_dirty(waiting)
         if self._stopped:  # at shutdown the clients come back through another node at once
             return
-        for register, location, _ in batch:
-            task = asyncio.get_running_loop().create_task(self._announce(location.user_id, online=register))
-            self._side_tasks.add(task)
-            task.add_done_callback(self._side_tasks.discard)
+        for online in (True, False):
+            users = list(dict.fromkeys(location.user_id for register, location, _ in batch if register is online))
+            if users:
+                task = asyncio.get_running_loop().create_task(self._announce(users, online=online))
+                self._side_tasks.add(task)
+                task.add_done_callback(self._side_tasks.discard)
 
-    async def _announce(self, user_id: int, *, online: bool) -> None:
-        """Tell the user's friends' live connections that the user is online, or no longer online."""
+    async def _announce(self, user_ids: list[int], *, online: bool) -> None:
+        """Tell these users' friends' live connections that they are online, or no longer online: one
+        friends query and one presence lookup for all of them (a batch of sessions that opened or closed)."""
         assert self._presence is not None
         try:
             if not online:
@@ -596,27 +597,25 @@ class AccessNode:
                 # look once both are gone. A device that comes back meanwhile spares its friends a
                 # flicker of offline.
                 await asyncio.sleep(OFFLINE_SETTLE_SECONDS)
-                if (await self._presence.locate([user_id])).get(user_id):
-                    return  # another device of theirs is still connected
+                still_connected = await self._presence.locate(user_ids)
+                user_ids = [user_id for user_id in user_ids if not still_connected.get(user_id)]
+                if not user_ids:
+                    return
             loop = asyncio.get_running_loop()
-            friends = await loop.run_in_executor(self._lookups, self._friend_lookup, user_id)
+            friends = await loop.run_in_executor(self._lookups, self._friend_lookup, user_ids)
             if not friends:
                 return
-            located = await self._presence.locate(friends)
+            fanouts = [
+                Fanout(encode_frame(PresenceUpdate(user_id=user_id, online=online)), tuple(friend_ids))
+                for user_id, friend_ids in friends.items()
+            ]
+            envelopes = await route_fanouts(fanouts, self._presence)
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception("presence announcement failed", extra={"nodeId": self.node_id, "userId": user_id})
+            logger.exception("presence announcement failed", extra={"nodeId": self.node_id, "userIds": user_ids[:20]})
             return
-        by_node: dict[str, list[int]] = {}
-        for locations in located.values():
-            for location in locations:
-                by_node.setdefault(location.node_id, []).append(location.connection_id)
-        frame = encode_frame(PresenceUpdate(user_id=user_id, online=online))
-        for node_id, connection_ids in by_node.items():
-            payload = encode_downstream(
-                Downstream(deliveries=(Delivery(frame=frame, connection_ids=tuple(connection_ids)),))
-            )
+        for node_id, payload in envelopes:
             self._publish(nats_subjects.access_downstream(node_id), payload)
 
     async def _refresh_loop(self, interval: float) -> None:

@@ -27,6 +27,31 @@ def test_friend_ids_leave_out_ended_friendships(alice, bob, charlie, befriend, a
     assert services.friend_ids(charlie.id) == []
 
 
+def test_friend_ids_of_many_answers_each_user_with_one_statement(
+    alice, bob, charlie, befriend, alice_and_bob_are_friends, django_assert_num_queries
+):
+    befriend(charlie, bob)
+    with django_assert_num_queries(1):
+        found = selectors.friend_ids_of_many([alice.id, bob.id, charlie.id, alice.id])
+    assert {user: sorted(friends) for user, friends in found.items()} == {
+        alice.id: [bob.id],
+        bob.id: sorted([alice.id, charlie.id]),
+        charlie.id: [bob.id],
+    }
+    charlie.soft_delete()
+    assert selectors.friend_ids_of_many([bob.id, charlie.id]) == {bob.id: [alice.id], charlie.id: [bob.id]}
+    assert selectors.friend_ids_of_many([]) == {}
+
+
+def test_friend_ids_of_many_reads_a_long_list_in_parts(
+    alice, bob, alice_and_bob_are_friends, django_assert_num_queries
+):
+    strangers = list(range(10**12, 10**12 + 1200))  # ids nobody has: more users than one statement takes
+    with django_assert_num_queries(3):
+        found = selectors.friend_ids_of_many([*strangers, alice.id])
+    assert found == {alice.id: [bob.id]}
+
+
 def test_a_block_counts_either_way(alice, charlie):
     assert not services.is_blocked_either_way(alice.id, charlie.id)
     services.block_user(alice, user_id=charlie.id)

@@ -28,6 +28,7 @@ from messaging.services import (
     send_batch,
 )
 from messaging.wire import wire_message
+from realtime.fanout import Fanout
 from schema.codec import (
     ErrorCode,
     ErrorFrame,
@@ -63,15 +64,6 @@ _REJECT_CODES = {
     RejectCode.INVALID: SendErrorCode.INVALID,
 }
 _KINDS = {MessageKind.TEXT: "text", MessageKind.SYSTEM: "system"}
-
-
-class Fanout(msgspec.Struct, frozen=True, gc=False):
-    """One encoded frame for every live connection of these users, except the `skip` connection
-    (a Struct: one is made per message)."""
-
-    frame: bytes
-    user_ids: tuple[int, ...]
-    skip: tuple[str, int] | None = None
 
 
 @dataclass(slots=True)

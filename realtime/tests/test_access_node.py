@@ -637,6 +637,72 @@ def test_a_batch_refuses_banned_deleted_revoked_and_borrowed_sessions_with_their
     assert session_refusals([(alice.id, alice_session, alice_version)]) == [None]
 
 
+class LocatingPresence(RecordingPresence):
+    """Answers locate from what was registered and not unregistered since."""
+
+    async def locate(self, user_ids: Iterable[int]) -> dict[int, list[Location]]:
+        live = [location for location in self.registered if location not in self.unregistered]
+        wanted = set(user_ids)
+        found: dict[int, list[Location]] = {}
+        for location in live:
+            if location.user_id in wanted:
+                found.setdefault(location.user_id, []).append(location)
+        return found
+
+
+async def test_sessions_that_open_and_close_together_are_announced_to_friends_with_one_lookup_each_way(
+    nats_url: str,
+) -> None:
+    hub, others = 1, [2, 3, 4, 5, 6]  # the hub is everyone's friend; the others are not each other's
+    lookups: list[list[int]] = []
+
+    def friend_lookup(user_ids: list[int]) -> dict[int, list[int]]:
+        lookups.append(list(user_ids))
+        return {user: ([hub] if user != hub else others) for user in user_ids}
+
+    def authenticator(token: str) -> AuthAnswer:
+        user_id = int(token.removeprefix("user-"))
+        return AuthAnswer(user_id=user_id, session_id=user_id)
+
+    store = LocatingPresence()
+
+    async def factory(js: Any) -> LocatingPresence:
+        return store
+
+    access_node = AccessNode(
+        "unit-node",
+        nats_url,
+        presence_factory=factory,
+        authenticator=authenticator,
+        friend_lookup=friend_lookup,
+    )
+    await access_node.start()
+    try:
+        hub_transport = FakeTransport()
+        access_node.attach(hub_transport).on_frame(encode_frame(Auth(token=f"user-{hub}", device_id="h")))
+        await until(lambda: len(store.registered) == 1, "the hub registered")
+        await until(lambda: len(lookups) == 1, "the hub announced")
+        handlers = []
+        for user in others:
+            handler = access_node.attach(FakeTransport())
+            handler.on_frame(encode_frame(Auth(token=f"user-{user}", device_id="d")))
+            handlers.append(handler)
+
+        def told(online: bool) -> list[int]:
+            return [f.user_id for f in hub_transport.decoded() if isinstance(f, PresenceUpdate) and f.online is online]
+
+        await until(lambda: sorted(told(True)) == others, "the hub hears of everyone online")
+        assert 2 <= len(lookups) <= 3  # the hub's, then one or two for the five (they register in one or two batches)
+        assert sorted(user for batch in lookups[1:] for user in batch) == others
+        for handler in handlers:
+            handler.on_closed()
+        await until(lambda: sorted(told(False)) == others, "the hub hears of everyone offline")
+        assert sorted(told(True)) == others  # nobody twice
+        assert len(lookups) <= 5
+    finally:
+        await access_node.stop()
+
+
 async def test_auth_result_waits_for_the_presence_registration(nats_url: str) -> None:
     """A client syncs when it gets AuthResult: by then pushes must already find it."""
     release = asyncio.Event()
