@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -457,23 +457,35 @@ async def until(check: Callable[[], bool], what: str) -> None:
         await asyncio.sleep(0.01)
 
 
+StartNode = Callable[..., Awaitable[AccessNode]]
+
+
 @pytest.fixture
-async def node(nats_url: str) -> AsyncIterator[tuple[AccessNode, RecordingPresence]]:
+async def start_node(nats_url: str) -> AsyncIterator[StartNode]:
+    """Starts an AccessNode "unit-node" on this store (fake_authenticator unless given another, and
+    any other AccessNode argument); each is stopped after the test."""
+    started: list[AccessNode] = []
+
+    async def start(store: RecordingPresence, **options: Any) -> AccessNode:
+        async def factory(js: Any) -> RecordingPresence:
+            return store
+
+        options.setdefault("authenticator", fake_authenticator)
+        access_node = AccessNode("unit-node", nats_url, presence_factory=factory, **options)
+        await access_node.start()
+        started.append(access_node)
+        return access_node
+
+    yield start
+    for access_node in started:
+        await access_node.stop()
+
+
+@pytest.fixture
+async def node(start_node: StartNode) -> tuple[AccessNode, RecordingPresence]:
     store = RecordingPresence()
-
-    async def factory(js: Any) -> RecordingPresence:
-        return store
-
-    access_node = AccessNode(
-        "unit-node",
-        nats_url,
-        config=SessionConfig(auth_timeout=0.2, heartbeat_timeout=0.6),
-        presence_factory=factory,
-        authenticator=fake_authenticator,
-    )
-    await access_node.start()
-    yield access_node, store
-    await access_node.stop()
+    access_node = await start_node(store, config=SessionConfig(auth_timeout=0.2, heartbeat_timeout=0.6))
+    return access_node, store
 
 
 async def test_the_timer_loop_closes_a_session_that_never_authenticates(
@@ -651,7 +663,7 @@ class LocatingPresence(RecordingPresence):
 
 
 async def test_sessions_that_open_and_close_together_are_announced_to_friends_with_one_lookup_each_way(
-    nats_url: str,
+    start_node: StartNode,
 ) -> None:
     hub, others = 1, [2, 3, 4, 5, 6]  # the hub is everyone's friend; the others are not each other's
     lookups: list[list[int]] = []
@@ -665,45 +677,31 @@ async def test_sessions_that_open_and_close_together_are_announced_to_friends_wi
         return AuthAnswer(user_id=user_id, session_id=user_id)
 
     store = LocatingPresence()
+    access_node = await start_node(store, authenticator=authenticator, friend_lookup=friend_lookup)
+    hub_transport = FakeTransport()
+    access_node.attach(hub_transport).on_frame(encode_frame(Auth(token=f"user-{hub}", device_id="h")))
+    await until(lambda: len(store.registered) == 1, "the hub registered")
+    await until(lambda: len(lookups) == 1, "the hub announced")
+    handlers = []
+    for user in others:
+        handler = access_node.attach(FakeTransport())
+        handler.on_frame(encode_frame(Auth(token=f"user-{user}", device_id="d")))
+        handlers.append(handler)
 
-    async def factory(js: Any) -> LocatingPresence:
-        return store
+    def told(online: bool) -> list[int]:
+        return [f.user_id for f in hub_transport.decoded() if isinstance(f, PresenceUpdate) and f.online is online]
 
-    access_node = AccessNode(
-        "unit-node",
-        nats_url,
-        presence_factory=factory,
-        authenticator=authenticator,
-        friend_lookup=friend_lookup,
-    )
-    await access_node.start()
-    try:
-        hub_transport = FakeTransport()
-        access_node.attach(hub_transport).on_frame(encode_frame(Auth(token=f"user-{hub}", device_id="h")))
-        await until(lambda: len(store.registered) == 1, "the hub registered")
-        await until(lambda: len(lookups) == 1, "the hub announced")
-        handlers = []
-        for user in others:
-            handler = access_node.attach(FakeTransport())
-            handler.on_frame(encode_frame(Auth(token=f"user-{user}", device_id="d")))
-            handlers.append(handler)
-
-        def told(online: bool) -> list[int]:
-            return [f.user_id for f in hub_transport.decoded() if isinstance(f, PresenceUpdate) and f.online is online]
-
-        await until(lambda: sorted(told(True)) == others, "the hub hears of everyone online")
-        assert 2 <= len(lookups) <= 3  # the hub's, then one or two for the five (they register in one or two batches)
-        assert sorted(user for batch in lookups[1:] for user in batch) == others
-        for handler in handlers:
-            handler.on_closed()
-        await until(lambda: sorted(told(False)) == others, "the hub hears of everyone offline")
-        assert sorted(told(True)) == others  # nobody twice
-        assert len(lookups) <= 5
-    finally:
-        await access_node.stop()
+    await until(lambda: sorted(told(True)) == others, "the hub hears of everyone online")
+    assert 2 <= len(lookups) <= 3  # the hub's, then one or two for the five (they register in one or two batches)
+    assert sorted(user for batch in lookups[1:] for user in batch) == others
+    for handler in handlers:
+        handler.on_closed()
+    await until(lambda: sorted(told(False)) == others, "the hub hears of everyone offline")
+    assert sorted(told(True)) == others  # nobody twice
+    assert len(lookups) <= 5
 
 
-async def test_auth_result_waits_for_the_presence_registration(nats_url: str) -> None:
+async def test_auth_result_waits_for_the_presence_registration(start_node: StartNode) -> None:
     """A client syncs when it gets AuthResult: by then pushes must already find it."""
     release = asyncio.Event()
 
@@ -713,12 +711,7 @@ async def test_auth_result_waits_for_the_presence_registration(nats_url: str) ->
             await super().register(location)
 
     store = SlowPresence()
-
-    async def factory(js: Any) -> SlowPresence:
-        return store
-
-    access_node = AccessNode("unit-node", nats_url, presence_factory=factory, authenticator=fake_authenticator)
-    await access_node.start()
+    access_node = await start_node(store)
     try:
         transport = FakeTransport()
         handler = access_node.attach(transport)
@@ -732,5 +725,4 @@ async def test_auth_result_waits_for_the_presence_registration(nats_url: str) ->
         assert [type(frame) for frame in transport.decoded()] == [AuthResult, Pong]
         assert store.registered
     finally:
-        release.set()
-        await access_node.stop()
+        release.set()  # before the fixture stops the node
