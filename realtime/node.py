@@ -52,6 +52,7 @@ from realtime.session import (
     SessionConfig,
     State,
     UnregisterPresence,
+    answers_a_send,
 )
 from schema.codec import (
     ErrorCode,
@@ -346,7 +347,9 @@ class AccessNode:
 
     # Intents.
 
-    def carry(self, connection: Connection, intents: list[Intent]) -> None:
+    def carry(self, connection: Connection, intents: list[Intent], *, reschedule: bool = True) -> None:
+        """Act on a session's intents; then its timer, unless the caller knows the input left the
+        session's timers as they were (`reschedule=False`)."""
         for intent in intents:
             if isinstance(intent, SendToClient):
                 if connection.held is not None:
@@ -375,7 +378,8 @@ class AccessNode:
                 self._release(connection)
                 self.write(connection)
                 connection.transport.close(intent.code, intent.reason)
-        self._schedule_timer(connection)
+        if reschedule:
+            self._schedule_timer(connection)
 
     def _location(self, connection: Connection, intent: RegisterPresence | UnregisterPresence) -> Location:
         return Location(
@@ -479,10 +483,14 @@ class AccessNode:
             return
         now = time.time()
         for delivery in downstream.deliveries:
+            # A group message goes to hundreds of connections as one frame: what it is is read once,
+            # and a push (not an answer to a send) leaves every session's timers as they were.
+            frame, answers = delivery.frame, answers_a_send(delivery.frame)
             for connection_id in delivery.connection_ids:
                 connection = self.connections.get(connection_id)
                 if connection is not None:  # a connection that closed meanwhile is skipped
-                    self.carry(connection, connection.session.deliver(delivery.frame, now))
+                    intents = connection.session.deliver(frame, now, answers=answers)
+                    self.carry(connection, intents, reschedule=answers)
 
     async def _on_nats_reconnected(self) -> None:
         """Pushes published while this node was away from NATS are lost, and a client notices a

@@ -78,6 +78,7 @@ __all__ = [
     "SessionConfig",
     "State",
     "UnregisterPresence",
+    "answers_a_send",
 ]
 
 NORMAL_CLOSURE = 1000
@@ -98,6 +99,16 @@ _POSITIVE_SETTINGS = (
     "max_pending_bytes",
 )
 _ANSWERS = (FrameType.MESSAGE_ACK, FrameType.SEND_ERROR)
+
+
+def answers_a_send(frame: bytes) -> bool:
+    """Whether a downstream frame answers a SendMessage (MessageAck, SendError): then `deliver` lets
+    the session's next send go. Only these move a session's timers: a push leaves them as they were
+    (or closes the session, whose timers then stop)."""
+    try:
+        return frame_type(frame) in _ANSWERS
+    except FrameError:
+        return False  # not ours to police: the client gets what the server sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,17 +277,14 @@ class Session:
         self._fail(ErrorCode.AUTH_FAILED, reason)
         return self._flush()
 
-    def deliver(self, frame: bytes, now: float) -> list[Intent]:
+    def deliver(self, frame: bytes, now: float, *, answers: bool | None = None) -> list[Intent]:
         """A frame from downstream for this connection, passed on as is. A MessageAck or SendError
-        answers an in-flight send, which lets the next queued send go upstream."""
+        answers an in-flight send, which lets the next queued send go upstream. `answers` is
+        `answers_a_send(frame)` when the caller has it already (a frame fanned out to many sessions)."""
         if self._state is not State.OPEN:
             return []  # nothing reaches a client before it has authenticated
         self._send(frame)
-        try:
-            answers_a_send = frame_type(frame) in _ANSWERS
-        except FrameError:
-            answers_a_send = False  # not ours to police: the client gets what the server sent
-        if answers_a_send:
+        if answers if answers is not None else answers_a_send(frame):
             self._on_answer(frame, now)
         return self._flush()
 

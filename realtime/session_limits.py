@@ -125,7 +125,9 @@ class SendWindow:
         return ([self._publish(overdue, now)] if overdue else []), []
 
     def next_deadline(self) -> float | None:
-        return min((send.deadline for send in self._in_flight), default=None)
+        if not self._in_flight:  # the usual case, asked after every frame
+            return None
+        return min(send.deadline for send in self._in_flight)
 
     def clear(self) -> None:
         self._queue.clear()

@@ -577,6 +577,43 @@ async def test_pushes_for_unknown_connections_are_skipped(
     assert transport.closed is None
 
 
+async def test_a_push_to_many_connections_is_read_once_and_reaches_each_without_touching_their_timers(
+    start_node: StartNode, nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nats
+
+    from schema.codec import frame_type
+
+    access_node = await start_node(RecordingPresence(), config=SessionConfig(heartbeat_timeout=30))
+    transports = [FakeTransport() for _ in range(3)]
+    for transport in transports:
+        access_node.attach(transport).on_frame(encode_frame(Auth(token="good", device_id="d1", platform="web")))
+    await until(lambda: all(transport.frames for transport in transports), "three AuthResults")
+    rescheduled: list[int] = []
+    monkeypatch.setattr(access_node, "_schedule_timer", lambda connection: rescheduled.append(connection.connection_id))
+    reads: list[bytes] = []
+
+    def counted(frame: bytes) -> Any:
+        reads.append(frame)
+        return frame_type(frame)
+
+    monkeypatch.setattr("realtime.session.frame_type", counted)  # what the session core reads frames with
+    push = encode_frame(PresenceUpdate(user_id=5, online=True))
+    downstream = encode_downstream(
+        Downstream(deliveries=(Delivery(frame=push, connection_ids=tuple(access_node.connections)),))
+    )
+    nc = await nats.connect(nats_url)
+    try:
+        await nc.publish(nats_subjects.access_downstream("unit-node"), downstream)
+        await nc.flush()
+        await until(lambda: all(len(transport.frames) == 2 for transport in transports), "the push, everywhere")
+    finally:
+        await nc.close()
+    assert [transport.frames[1] for transport in transports] == [push] * 3
+    assert reads == [push]  # what the frame is, read once for the three
+    assert rescheduled == []  # a push moves no session's deadline
+
+
 async def test_a_transport_error_is_answered_and_repeated_ones_close_the_session(
     node: tuple[AccessNode, RecordingPresence],
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from realtime.session import PublishUpstream, SendToClient, State
+from realtime.session import PublishUpstream, SendToClient, State, answers_a_send
 from realtime.tests.session_helpers import (
     ALICE,
     CONNECTION,
@@ -125,6 +125,41 @@ def test_the_ack_reaches_the_client_before_the_next_send_is_published():
 
     assert intents[0] == SendToClient(ack_frame("m1"))
     assert isinstance(intents[1], PublishUpstream)
+
+
+def test_only_acks_and_send_errors_answer_a_send():
+    assert answers_a_send(ack_frame("m1"))
+    assert answers_a_send(send_error_frame("m1"))
+    assert not answers_a_send(push(1))
+    assert not answers_a_send(PING)
+    assert not answers_a_send(b"not a frame")  # passed on to the client, not policed
+    assert not answers_a_send(b"")
+
+
+@pytest.mark.parametrize("frame_of", [ack_frame, send_error_frame])
+def test_an_answer_classified_by_the_caller_releases_the_next_send_as_one_classified_here(frame_of):
+    sessions = [open_session(), open_session()]
+    for session in sessions:
+        session.receive(send_frame("m1"), T0)
+        session.receive(send_frame("m2"), T0)
+    frame = frame_of("m1")
+
+    by_caller = sessions[0].deliver(frame, T0, answers=answers_a_send(frame))
+    here = sessions[1].deliver(frame, T0)
+
+    assert by_caller == here
+    assert published_ids(by_caller) == ["m2"]
+
+
+def test_a_push_classified_by_the_caller_reaches_the_client_and_leaves_the_timers_as_they_were():
+    session = open_session()
+    session.receive(send_frame("m1"), T0)
+    timer = session.next_timer()
+    frame = push(1)
+
+    assert session.deliver(frame, T0 + 1, answers=answers_a_send(frame)) == [SendToClient(frame)]
+    assert session.next_timer() == timer
+    assert session.in_flight_sends == 1  # a push answers nothing
 
 
 def test_send_error_also_releases_the_next_send():
