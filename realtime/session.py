@@ -284,7 +284,9 @@ class Session:
         if self._state is not State.OPEN:
             return []  # nothing reaches a client before it has authenticated
         self._send(frame)
-        if answers if answers is not None else answers_a_send(frame):
+        if answers is None:
+            answers = answers_a_send(frame)
+        if answers:
             self._on_answer(frame, now)
         return self._flush()
 
