@@ -504,7 +504,9 @@ async def test_send_error_raises_send_refused_and_unavailable_is_retried(server:
 
 async def test_read_receipts_typing_heartbeat_and_events(server: FakeServer) -> None:
     events: list[Any] = []
-    async with make_client(server, on_event=events.append, heartbeat_seconds=0.01) as client:
+    # A client gives a server up after three silent intervals: at 10 ms a CI worker busy for 30 ms
+    # made it reconnect mid-test (typing() then found it disconnected).
+    async with make_client(server, on_event=events.append, heartbeat_seconds=0.2) as client:
         connection = await within(server.authed.get())
         await server.next_frame(Ping)
         await client.mark_read(3, 9)
