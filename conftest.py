@@ -183,9 +183,11 @@ def _nats_for_the_session(nats_server: str) -> Iterator[None]:
     from django.test import override_settings
 
     from imsite.nats_bridge import bridge
+    from realtime.presence import close_shared_store
 
     with override_settings(NATS_URL=nats_server):
         yield
+        close_shared_store()  # its watch first: left running, it reports the closed connection later
         bridge.close()
 
 

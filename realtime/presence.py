@@ -208,6 +208,7 @@ class NatsKvPresence:
         self._replica: dict[str, tuple[Location, float]] = {}
         self._by_user: dict[int, set[str]] = {}
         self._watch_task: asyncio.Task[None] | None = None
+        self._closing = False
         self._synced = asyncio.Event()
 
     async def _bucket(self) -> Any:
@@ -263,13 +264,13 @@ class NatsKvPresence:
         go stale after the ttl as usual."""
         import nats.errors
 
-        while True:
+        while not self._closing:
             watcher: Any = None
             try:
                 reconnects = self._reconnects()
                 kv = await self._bucket()
                 watcher = await kv.watchall()
-                while self._reconnects() == reconnects:
+                while not self._closing and self._reconnects() == reconnects:
                     try:
                         entry = await watcher.updates(timeout=WATCH_CHECK_SECONDS)
                     except nats.errors.TimeoutError:
@@ -278,16 +279,20 @@ class NatsKvPresence:
                         self._synced.set()
                         continue
                     self._apply(entry.key, entry.value, entry.operation)
-                logger.info("nats reconnected: presence watch starting again")
+                if not self._closing:
+                    logger.info("nats reconnected: presence watch starting again")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 logger.warning("presence watch broke; starting it again", extra={"error": repr(exc)})
                 await asyncio.sleep(WATCH_CHECK_SECONDS)
+            finally:
+                # Also when the store closes: a watcher left subscribed keeps a heartbeat task that,
+                # once the connection is closed, tries to make its consumer again and reports failing.
+                if watcher is not None:
+                    with contextlib.suppress(Exception):
+                        await watcher.stop()
             self._kv = None
-            if watcher is not None:
-                with contextlib.suppress(Exception):
-                    await watcher.stop()
 
     def _reconnects(self) -> int:
         stats = getattr(getattr(self._js, "_nc", None), "stats", None) or {}
@@ -330,8 +335,14 @@ class NatsKvPresence:
         return found
 
     async def close(self) -> None:
-        if self._watch_task is not None:
-            self._watch_task.cancel()
+        """Stops the replica's watch, and its subscription with it, before the caller's connection goes."""
+        self._closing = True
+        task = self._watch_task
+        if task is not None and not task.done():
+            task.cancel()
+            # nats-py's wait for the next update can swallow a cancellation that meets an arriving
+            # update: the flag then ends the watch within a check.
+            await asyncio.wait({task}, timeout=2 * WATCH_CHECK_SECONDS)
 
 
 async def open_presence(js: Any | None = None, *, ttl: float | None = None) -> PresenceStore:
@@ -359,6 +370,17 @@ async def _shared_store() -> PresenceStore:
         js = None if settings.REDIS_URL else (await bridge.connection()).jetstream()
         _web_store = await open_presence(js)
     return _web_store
+
+
+def close_shared_store() -> None:
+    """Closes this process's shared store, if one was opened (its replica's watch first), before the
+    bridge's connection closes: at the end of a process or a test session. The next use opens one anew."""
+    global _web_store
+    store, _web_store = _web_store, None
+    if store is not None:
+        from imsite.nats_bridge import bridge
+
+        bridge.run(store.close, timeout=5.0)
 
 
 def online_user_ids(user_ids: Iterable[int]) -> set[int]:

@@ -14,7 +14,14 @@ import nats
 from django.conf import settings
 
 from conftest import nats_server_binary
-from realtime.presence import Location, NatsKvPresence, open_presence
+from realtime.presence import (
+    Location,
+    NatsKvPresence,
+    _shared_store,
+    close_shared_store,
+    online_user_ids,
+    open_presence,
+)
 from tests.system.platform import free_port
 
 
@@ -172,6 +179,40 @@ async def test_the_embedded_store_sees_its_own_registrations_at_once(nats_url: s
     finally:
         await store.close()
         await nc.close()
+
+
+async def test_a_closed_embedded_store_leaves_no_task_of_its_watch_behind(nats_url: str) -> None:
+    """A watch left subscribed keeps a heartbeat task that, once the connection closes, tries to make
+    its consumer again and reports the closed connection (a traceback at the end of a process)."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await js.account_info()  # the connection's own task for answers to requests runs from here on
+    before = asyncio.all_tasks()
+    store = NatsKvPresence(js, ttl=30)
+    try:
+        await store.locate([1])  # the replica's watch runs
+        assert asyncio.all_tasks() - before  # the watch, and what its subscription runs
+        await store.close()
+        await asyncio.sleep(0)  # a cancelled task is done at the next step of the loop
+        assert {task for task in asyncio.all_tasks() - before if not task.done()} == set()
+    finally:
+        await store.close()
+        await nc.close()
+
+
+def test_the_shared_store_closes_with_its_watch_and_opens_again_when_next_used() -> None:
+    from imsite.nats_bridge import bridge
+
+    nobody = 10**15 + uuid.uuid4().int % 10**12
+    assert online_user_ids([nobody]) == set()  # the web process's store, opened on first use
+    first = bridge.run(_shared_store, timeout=5)
+    close_shared_store()
+    close_shared_store()  # nothing left to close
+    if isinstance(first, NatsKvPresence):
+        assert first._watch_task is not None
+        assert first._watch_task.done()
+    assert online_user_ids([nobody]) == set()
+    assert bridge.run(_shared_store, timeout=5) is not first  # opened anew
 
 
 async def _eventually_gone(store: object, user_ids: list[int]) -> None:
