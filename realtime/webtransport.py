@@ -22,7 +22,7 @@ from aioquic.buffer import Buffer  # type: ignore[attr-defined]
 from aioquic.h3.connection import H3_ALPN, ErrorCode, FrameUnexpected, H3Connection
 from aioquic.h3.events import DataReceived, H3Event, HeadersReceived, WebTransportStreamDataReceived
 from aioquic.quic.configuration import SMALLEST_MAX_DATAGRAM_SIZE, QuicConfiguration
-from aioquic.quic.connection import NetworkAddress, QuicConnection
+from aioquic.quic.connection import NetworkAddress, QuicConnection, QuicConnectionState
 from aioquic.quic.crypto import CryptoPair
 from aioquic.quic.events import (
     ConnectionIdIssued,
@@ -525,6 +525,13 @@ class WebTransportServer:
             connection = _Connection(self, quic, addr)
             self.route(header.destination_cid, connection)
             self.route(quic.host_cid, connection)
+            connection.datagram_received(data, addr)
+            if quic._state == QuicConnectionState.FIRSTFLIGHT:
+                # Nothing in it decrypted (aioquic moves on at the first packet that does): a forged or
+                # corrupt Initial keeps no connection for the idle timeout, nor earns a reply.
+                connection.stop()
+                self.forget(connection)
+            return
         connection.datagram_received(data, addr)
 
 

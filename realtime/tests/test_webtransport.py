@@ -305,6 +305,14 @@ async def test_a_client_that_vanishes_is_closed_after_the_idle_timeout(serve):
     assert running.server.sessions() == []
 
 
+def forged_initial() -> bytes:
+    """A QUIC v1 Initial with a well-formed header and a payload of random bytes: it names a new
+    connection (a fresh destination id), and nothing in it decrypts."""
+    payload = os.urandom(1250)
+    dcid, scid = os.urandom(8), os.urandom(8)
+    return b"\xc0\x00\x00\x00\x01\x08" + dcid + b"\x08" + scid + b"\x00" + (0x4000 | len(payload)).to_bytes(2) + payload
+
+
 async def test_garbage_datagrams_do_not_disturb_a_live_session(serve):
     running = await serve()
     client = await running.connect()
@@ -317,7 +325,8 @@ async def test_garbage_datagrams_do_not_disturb_a_live_session(serve):
     garbage += [b"\x40" + cid for cid in live_cids]  # ... and nothing after the connection id
     garbage += [b"\x40" + cid[:3] for cid in live_cids]  # ... cut short inside it
     garbage += [b"\x40" + os.urandom(1300)]  # a short header big enough for an Initial opens nothing
-    garbage += [b"\xc0\x00\x00\x00\x01\x08" + os.urandom(1300)]  # an Initial that decrypts to nothing
+    garbage += [b"\xc0\x00\x00\x00\x01\x08" + os.urandom(1300)]  # a long header that may not even parse
+    garbage += [forged_initial() for _ in range(3)]  # Initials that parse and decrypt to nothing
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as attacker:
         for datagram in garbage * 3:
