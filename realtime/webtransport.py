@@ -527,8 +527,9 @@ class WebTransportServer:
             self.route(quic.host_cid, connection)
             connection.datagram_received(data, addr)
             if quic._state == QuicConnectionState.FIRSTFLIGHT:
-                # Nothing in it decrypted (aioquic moves on at the first packet that does): a forged or
-                # corrupt Initial keeps no connection for the idle timeout, nor earns a reply.
+                # Nothing in it decrypted (aioquic leaves FIRSTFLIGHT at the first packet that does; its
+                # state has no public accessor): a forged or corrupt Initial keeps no connection for the
+                # idle timeout, nor earns a reply (stop cancels the pending transmit).
                 connection.stop()
                 self.forget(connection)
             return
